@@ -1,0 +1,97 @@
+"""Command line: parse → options → one library call → render → exit code. No analysis here.
+
+Exit codes (DESIGN.md "Contracts"): 0 clean, 1 findings at or above ``--fail-on``, 2 usage or
+input error, 3 internal error. Heavy modules are imported inside the commands so that
+``graphpath --help`` starts fast and never imports torch or matplotlib.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+import click
+
+from graphpath import __version__
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+TEXT_FORMATS = ("text", "json")
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """Write the report to stdout, or to ``output`` atomically (never a partial file)."""
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    target = output.resolve()
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _output_option(f):  # type: ignore[no-untyped-def]
+    return click.option(
+        "-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+        default=None, help="Write the report to FILE (only after success) instead of stdout.",
+    )(f)
+
+
+def _model_argument(f):  # type: ignore[no-untyped-def]
+    # Existence is checked by the loader so that every bad-input message has one shape.
+    return click.argument("model", type=click.Path(path_type=Path))(f)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="graphpath")
+def cli() -> None:
+    """Static and numeric gradient-flow analysis of ONNX object detectors."""
+
+
+@cli.command()
+@_model_argument
+@click.option("--format", "fmt", type=click.Choice(TEXT_FORMATS), default="text", show_default=True)
+@_output_option
+def analyze(model: Path, fmt: str, output: Path | None) -> None:
+    """Summarise MODEL: interface, ops, parameters, layer view and depth."""
+    from graphpath.analysis import analyze as run
+    from graphpath.formats import get_renderer
+
+    report = run(model)
+    write_output(get_renderer(fmt)(report), output)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: maps graphpath's error kinds onto exit codes."""
+    from graphpath.errors import GraphpathError
+
+    try:
+        rv = cli.main(args=argv, prog_name="graphpath", standalone_mode=False)
+    except GraphpathError as exc:
+        click.echo(f"graphpath: error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        click.echo("graphpath: aborted", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        click.echo("graphpath: interrupted", err=True)
+        sys.exit(130)
+    except Exception:
+        traceback.print_exc()
+        click.echo(
+            "graphpath: internal error — this is a bug in graphpath, please report it with the "
+            "traceback above.", err=True,
+        )
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(rv if isinstance(rv, int) else EXIT_OK)

@@ -1,0 +1,139 @@
+"""The contract between analysis and output: frozen dataclasses and their JSON form.
+
+Every renderer in :mod:`graphpath.formats` takes a :class:`Report` (or a list of them) and
+nothing else. ``to_dict()`` gives plain, JSON-ready values with sorted keys; the top-level dict
+carries ``schema_version``. Later capabilities add sections (``paths``, ``blocks``,
+``fingerprint``, ``numeric``); a section that was not computed is absent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class TensorSummary:
+    name: str
+    dtype: str
+    shape: tuple[int | str | None, ...] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype,
+                "shape": None if self.shape is None else list(self.shape)}
+
+
+@dataclass(frozen=True)
+class SubgraphSummary:
+    node: str
+    op_type: str
+    attr: str
+    node_count: int
+    op_histogram: tuple[tuple[str, int], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "op_type": self.op_type, "attr": self.attr,
+                "node_count": self.node_count, "op_histogram": dict(self.op_histogram)}
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """What the file is: producer, versions, interface, ops and parameters."""
+
+    file_name: str
+    sha256: str
+    file_bytes: int
+    producer_name: str
+    producer_version: str
+    ir_version: int
+    opsets: tuple[tuple[str, int], ...]
+    inputs: tuple[TensorSummary, ...]
+    outputs: tuple[TensorSummary, ...]
+    node_count: int
+    op_histogram: tuple[tuple[str, int], ...]
+    initializer_count: int
+    parameter_count: int
+    parameter_bytes: int
+    parameter_dtypes: tuple[tuple[str, int], ...]
+    custom_domains: tuple[str, ...]
+    custom_ops: tuple[tuple[str, int], ...]
+    subgraphs: tuple[SubgraphSummary, ...]
+    shared_parameters: tuple[tuple[str, int], ...]
+    external_data: bool
+    dynamic_inputs: bool
+    shape_inference: str
+    shape_tensor_count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file_name": self.file_name,
+            "sha256": self.sha256,
+            "file_bytes": self.file_bytes,
+            "producer": {"name": self.producer_name, "version": self.producer_version},
+            "ir_version": self.ir_version,
+            "opsets": dict(self.opsets),
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+            "node_count": self.node_count,
+            "op_histogram": dict(self.op_histogram),
+            "initializer_count": self.initializer_count,
+            "parameters": {"count": self.parameter_count, "bytes": self.parameter_bytes,
+                           "by_dtype": dict(self.parameter_dtypes)},
+            "custom_domains": list(self.custom_domains),
+            "custom_ops": dict(self.custom_ops),
+            "subgraphs": [s.to_dict() for s in self.subgraphs],
+            "shared_parameters": dict(self.shared_parameters),
+            "external_data": self.external_data,
+            "dynamic_inputs": self.dynamic_inputs,
+            "shape_inference": self.shape_inference,
+            "shape_tensor_count": self.shape_tensor_count,
+        }
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """The layer view in numbers."""
+
+    unit_counts: tuple[tuple[str, int], ...]
+    depth: int
+    activations: tuple[tuple[str, int], ...]
+    weighted_ops: tuple[tuple[str, int], ...]
+    folded_nodes: int
+
+    @property
+    def unit_total(self) -> int:
+        return sum(n for _, n in self.unit_counts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "units": dict(self.unit_counts),
+            "unit_total": self.unit_total,
+            "depth": self.depth,
+            "activations": dict(self.activations),
+            "weighted_ops": dict(self.weighted_ops),
+            "folded_nodes": self.folded_nodes,
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    """One model's analysis. Optional sections are ``None`` when not computed."""
+
+    model: ModelSummary
+    layers: LayerSummary
+    sections: tuple[tuple[str, Any], ...] = field(default=())
+
+    def section(self, name: str) -> Any:
+        return dict(self.sections).get(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "model": self.model.to_dict(),
+            "layers": self.layers.to_dict(),
+        }
+        for name, value in self.sections:
+            out[name] = value.to_dict() if hasattr(value, "to_dict") else value
+        return out

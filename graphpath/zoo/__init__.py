@@ -1,0 +1,1 @@
+"""graphpath's own reference builders of the YOLO generations (needs the ``torch`` extra)."""
