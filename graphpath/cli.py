@@ -8,9 +8,9 @@ input error, 3 internal error. Heavy modules are imported inside the commands so
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -38,19 +38,45 @@ def write_output(text: str, output: Path | None) -> None:
         raise
 
 
-def _output_option(f):  # type: ignore[no-untyped-def]
+def _output_option(f: Callable[..., None]) -> Callable[..., None]:
     return click.option(
         "-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
         default=None, help="Write the report to FILE (only after success) instead of stdout.",
     )(f)
 
 
-def _model_argument(f):  # type: ignore[no-untyped-def]
+def _model_argument(f: Callable[..., None]) -> Callable[..., None]:
     # Existence is checked by the loader so that every bad-input message has one shape.
     return click.argument("model", type=click.Path(path_type=Path))(f)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class GraphpathGroup(click.Group):
+    """Maps graphpath's error kinds onto exit codes for every subcommand."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from graphpath.errors import GraphpathError
+
+        try:
+            return super().invoke(ctx)
+        except GraphpathError as exc:
+            click.echo(f"graphpath: error: {exc}", err=True)
+            ctx.exit(EXIT_USAGE)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("graphpath: interrupted", err=True)
+            ctx.exit(130)
+        except Exception:
+            click.echo(traceback.format_exc(), err=True, nl=False)
+            click.echo(
+                "graphpath: internal error: this is a bug in graphpath; please report it with "
+                "the traceback above.", err=True,
+            )
+            ctx.exit(EXIT_INTERNAL)
+        return None
+
+
+@click.group(cls=GraphpathGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="graphpath")
 def cli() -> None:
     """Static and numeric gradient-flow analysis of ONNX object detectors."""
@@ -70,28 +96,5 @@ def analyze(model: Path, fmt: str, output: Path | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: maps graphpath's error kinds onto exit codes."""
-    from graphpath.errors import GraphpathError
-
-    try:
-        rv = cli.main(args=argv, prog_name="graphpath", standalone_mode=False)
-    except GraphpathError as exc:
-        click.echo(f"graphpath: error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    except click.exceptions.Abort:
-        click.echo("graphpath: aborted", err=True)
-        sys.exit(EXIT_USAGE)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(EXIT_USAGE)
-    except KeyboardInterrupt:
-        click.echo("graphpath: interrupted", err=True)
-        sys.exit(130)
-    except Exception:
-        traceback.print_exc()
-        click.echo(
-            "graphpath: internal error — this is a bug in graphpath, please report it with the "
-            "traceback above.", err=True,
-        )
-        sys.exit(EXIT_INTERNAL)
-    sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="graphpath")

@@ -170,10 +170,9 @@ def _attr_value(attr: onnx.AttributeProto) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if isinstance(value, list):
-        items = [v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v for v in value]
-        if items and isinstance(items[0], onnx.TensorProto):
-            return tuple(numpy_helper.to_array(t) for t in items)
-        return tuple(items)
+        if value and isinstance(value[0], onnx.TensorProto):
+            return tuple(numpy_helper.to_array(t) for t in value)
+        return tuple(v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v for v in value)
     if isinstance(value, (onnx.TypeProto, onnx.SparseTensorProto)):
         return str(value)
     return value

@@ -1,0 +1,113 @@
+"""The CLI contract: exit codes, streams, no partial output, determinism, lazy imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from graphpath.cli import cli
+from tests.conftest import RESIDUAL, parse
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_analyze_text_and_json(write_model):
+    path = write_model(RESIDUAL)
+    res = run("analyze", str(path))
+    assert res.exit_code == 0, res.output
+    assert "Layer view" in res.stdout and "depth" in res.stdout
+    res = run("analyze", str(path), "--format", "json")
+    assert res.exit_code == 0
+    import json
+
+    data = json.loads(res.stdout)
+    assert set(data) == {"schema_version", "model", "layers"}
+    assert data["layers"]["depth"] == 2
+    assert data["model"]["parameters"]["count"] == 16 + 144
+
+
+def _bad_inputs(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    good = tmp_path / "good.onnx"
+    onnx.save(parse(RESIDUAL), str(good))
+    data = good.read_bytes()
+    (tmp_path / "random.onnx").write_bytes(bytes(range(256)) * 7)
+    (tmp_path / "truncated.onnx").write_bytes(data[: len(data) // 2])
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    (tmp_path / "folder.onnx").mkdir()
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    nodes = [helper.make_node("Add", ["x", "b"], ["a"]), helper.make_node("Relu", ["a"], ["b"])]
+    onnx.save(helper.make_model(helper.make_graph(nodes, "c", [x], [x])), str(tmp_path / "cycle.onnx"))
+    return ["random.onnx", "truncated.onnx", "empty.onnx", "folder.onnx", "cycle.onnx", "missing.onnx"]
+
+
+def test_bad_inputs_exit_2_with_one_line_and_no_traceback(tmp_path):
+    for name in _bad_inputs(tmp_path):
+        out = tmp_path / f"{name}.json"
+        res = run("analyze", str(tmp_path / name), "--format", "json", "-o", str(out))
+        assert res.exit_code == 2, (name, res.output)
+        assert "Traceback" not in res.output
+        lines = [line for line in res.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("graphpath: error:"), (name, res.stderr)
+        assert not out.exists(), name  # never a partial output file
+
+
+def test_unknown_format_is_a_usage_error(write_model):
+    res = run("analyze", str(write_model(RESIDUAL)), "--format", "xml")
+    assert res.exit_code == 2
+
+
+def test_output_file_is_written_only_on_success(write_model, tmp_path):
+    out = tmp_path / "report.json"
+    res = run("analyze", str(write_model(RESIDUAL)), "--format", "json", "-o", str(out))
+    assert res.exit_code == 0 and res.stdout == ""
+    assert out.read_text().startswith("{")
+
+
+def test_internal_errors_exit_3_with_please_report(write_model, monkeypatch):
+    import graphpath.analysis
+
+    def boom(*_a, **_k):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(graphpath.analysis, "analyze", boom)
+    res = run("analyze", str(write_model(RESIDUAL)))
+    assert res.exit_code == 3
+    assert "please report" in res.stderr and "Traceback" in res.stderr
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_two_runs_are_byte_identical(write_model, fmt):
+    path = write_model(RESIDUAL)
+    assert run("analyze", str(path), "--format", fmt).stdout == run("analyze", str(path), "--format", fmt).stdout
+
+
+def test_json_has_no_absolute_paths(write_model):
+    path = write_model(RESIDUAL)
+    assert str(path.parent) not in run("analyze", str(path), "--format", "json").stdout
+
+
+def test_import_and_help_do_not_import_torch_or_matplotlib():
+    code = (
+        "import sys, graphpath, graphpath.cli\n"
+        "from click.testing import CliRunner\n"
+        "r = CliRunner().invoke(graphpath.cli.cli, ['--help'])\n"
+        "assert r.exit_code == 0\n"
+        "bad = [m for m in ('torch', 'matplotlib', 'onnxruntime') if m in sys.modules]\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_module_entry_point_runs(write_model):
+    out = subprocess.run([sys.executable, "-m", "graphpath", "analyze", str(write_model(RESIDUAL))],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "Layer view" in out.stdout

@@ -1,0 +1,216 @@
+"""The loader: safe external data, opaque custom ops and subgraphs, shapes, parameters."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from graphpath import onnx_io
+from graphpath.errors import GraphpathError
+from graphpath.summary import summarize_model
+from tests.conftest import RESIDUAL, parse
+
+
+def _with_external(tmp_path: Path, location: str = "weights.bin") -> Path:
+    model = parse(RESIDUAL)
+    path = tmp_path / "model.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="weights.bin", size_threshold=0)
+    if location != "weights.bin":
+        proto = onnx.load(str(path), load_external_data=False)
+        for t in proto.graph.initializer:
+            for entry in t.external_data:
+                if entry.key == "location":
+                    entry.value = location
+        onnx.save_model(proto, str(path))
+    return path
+
+
+def test_external_data_inside_the_folder_loads_and_reads(tmp_path):
+    path = _with_external(tmp_path)
+    graph = onnx_io.load(path)
+    assert graph.meta["external_data"] is True
+    assert summarize_model(graph).parameter_count == 4 * 4 + 4 * 4 * 9
+    arrays = onnx_io.read_arrays(path)
+    assert arrays["w2"].shape == (4, 4, 3, 3)
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink", "symlinked_dir"])
+def test_external_data_leaving_the_folder_is_refused(tmp_path, kind):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    inner = tmp_path / "model"
+    inner.mkdir()
+    _with_external(outside)  # a real weights.bin outside the model's folder
+    if kind == "dotdot":
+        path = _with_external(inner, "../outside/weights.bin")
+    elif kind == "absolute":
+        path = _with_external(inner, str(outside / "weights.bin"))
+    elif kind == "symlink":
+        os.symlink(outside / "weights.bin", inner / "link.bin")
+        path = _with_external(inner, "link.bin")
+    else:
+        os.symlink(outside, inner / "sub")
+        path = _with_external(inner, "sub/weights.bin")
+    with pytest.raises(GraphpathError, match="refus"):
+        onnx_io.load(path)
+
+
+def test_huge_external_data_is_counted_from_metadata_without_reading(tmp_path):
+    # A 4 GiB initializer in a sparse file: loading must not read it.
+    w = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1024])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1048576])
+    big = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[1024, 1048576])
+    big.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "big.bin"), ("offset", "0"), ("length", str(4 * 1024 * 1048576))):
+        big.external_data.add(key=key, value=value)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "big", [w], [y], [big])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with open(tmp_path / "big.bin", "wb") as fh:
+        fh.truncate(4 * 1024 * 1048576)
+    path = tmp_path / "big.onnx"
+    onnx.save_model(model, str(path))
+    summary = summarize_model(onnx_io.load(path))
+    assert summary.parameter_bytes == 4 * 1024 * 1048576
+    assert summary.parameter_count == 1024 * 1048576
+
+
+def test_custom_domain_op_is_kept_opaque(write_model):
+    text = """
+    <ir_version: 8, opset_import: ["" : 17, "com.acme" : 1]>
+    custom (float[1,4,8,8] x) => (float[1,4,8,8] y)
+    <float[4,4,1,1] w>
+    {
+        c = Conv <kernel_shape = [1, 1]> (x, w)
+        y = com.acme.Frobnicate <strength = 3> (c)
+    }
+    """
+    graph = onnx_io.load(write_model(text))
+    op = next(op for op in graph.ops() if op.domain == "com.acme")
+    assert op.attrs == {"strength": 3}
+    summary = summarize_model(graph)
+    assert summary.custom_domains == ("com.acme",)
+    assert summary.custom_ops == (("com.acme::Frobnicate", 1),)
+
+
+def test_if_subgraph_is_one_node_that_records_its_bodies(write_model):
+    text = """
+    cond (float[1,4] x, bool c) => (float[1,4] y)
+    {
+        y = If (c) <
+            then_branch = then_g () => (float[1,4] t) { t = Relu (x) },
+            else_branch = else_g () => (float[1,4] e) { e1 = Sigmoid (x)  e = Neg (e1) }
+        >
+    }
+    """
+    graph = onnx_io.load(write_model(text))
+    assert graph.node_count == 1
+    summary = summarize_model(graph)
+    assert {(s.attr, s.node_count) for s in summary.subgraphs} == {("then_branch", 1), ("else_branch", 2)}
+    # The body reads x from the outer scope: an implicit data input of the If node.
+    assert graph.dag.nodes[next(iter(graph.dag.nodes))]["implicit"] == ("x",)
+
+
+def test_fp16_and_bf16_parameters_are_counted_by_dtype(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT16, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT16, [1, 4])
+    w16 = numpy_helper.from_array(np.ones((4, 4), np.float16), "w16")
+    wbf = helper.make_tensor("wbf", TensorProto.BFLOAT16, [4, 4], [1.0] * 16)
+    nodes = [
+        helper.make_node("MatMul", ["x", "w16"], ["h"]),
+        helper.make_node("Cast", ["wbf"], ["wc"], to=TensorProto.FLOAT16),
+        helper.make_node("MatMul", ["h", "wc"], ["y"]),
+    ]
+    model = helper.make_model(helper.make_graph(nodes, "half", [x], [y], [w16, wbf]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "half.onnx"
+    onnx.save(model, str(path))
+    summary = summarize_model(onnx_io.load(path))
+    assert dict(summary.parameter_dtypes) == {"BFLOAT16": 16, "FLOAT16": 16}
+    assert summary.parameter_bytes == 64
+
+
+def test_qdq_model_counts_int8_weights_once(write_model):
+    text = """
+    qdq (float[1,4,8,8] x) => (float[1,4,8,8] y)
+    <int8[4,4,1,1] wq, float ws = {0.02}, int8 wz = {0}, float xs = {0.1}, uint8 xz = {128}>
+    {
+        xq = QuantizeLinear (x, xs, xz)
+        xd = DequantizeLinear (xq, xs, xz)
+        wd = DequantizeLinear (wq, ws, wz)
+        y = Conv <kernel_shape = [1, 1]> (xd, wd)
+    }
+    """
+    graph = onnx_io.load(write_model(text))
+    assert graph.is_shape("wd")  # a dequantised weight is static
+    summary = summarize_model(graph)
+    assert dict(summary.parameter_dtypes)["INT8"] == 16
+
+
+def test_dynamic_dimensions_are_kept_as_names(write_model):
+    text = """
+    dyn (float[N,4,H,W] x) => (float[N,4,H,W] y)
+    <float[4,4,1,1] w>
+    { y = Conv <kernel_shape = [1, 1]> (x, w) }
+    """
+    graph = onnx_io.load(write_model(text))
+    assert graph.inputs[0].shape == ("N", 4, "H", "W")
+    assert summarize_model(graph).dynamic_inputs is True
+
+
+def test_cycle_is_an_input_error(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("b", TensorProto.FLOAT, [1])
+    nodes = [
+        helper.make_node("Add", ["x", "b"], ["a"], name="first"),
+        helper.make_node("Relu", ["a"], ["b"], name="second"),
+    ]
+    model = helper.make_model(helper.make_graph(nodes, "loop", [x], [y]))
+    path = tmp_path / "cycle.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(GraphpathError, match="cycle"):
+        onnx_io.load(path)
+
+
+def test_dangling_input_is_an_input_error(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("Add", ["x", "ghost"], ["y"])], "g", [x], [y]))
+    path = tmp_path / "dangling.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(GraphpathError, match="ghost"):
+        onnx_io.load(path)
+
+
+def test_unsupported_ir_version_is_an_input_error(write_model):
+    model = parse(RESIDUAL)
+    model.ir_version = onnx.IR_VERSION + 5
+    with pytest.raises(GraphpathError, match="IR version"):
+        onnx_io.load(write_model(model))
+
+
+def test_unsorted_nodes_are_ordered_topologically(tmp_path):
+    model = parse(RESIDUAL)
+    nodes = list(model.graph.node)[::-1]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    path = tmp_path / "unsorted.onnx"
+    onnx.save(model, str(path))
+    ops = [op.op_type for op in onnx_io.load(path).ops()]
+    assert ops[0] == "Conv" and ops[-1] == "Add"
+
+
+def test_torchscript_and_dynamo_scopes(write_model):
+    model = parse(RESIDUAL)
+    model.graph.node[0].name = "/model.2/m.0/cv1/conv/Conv"
+    prop = model.graph.node[3].metadata_props.add()
+    prop.key, prop.value = "pkg.torch.onnx.name_scopes", "['', 'model.2', 'model.2.m.0.cv2']"
+    graph = onnx_io.load(write_model(model))
+    assert graph.scope("/model.2/m.0/cv1/conv/Conv") == "model.2.m.0.cv1.conv"
+    assert graph.scope(graph.op(list(graph.dag.nodes)[3]).name) == "model.2.m.0.cv2"
