@@ -1,0 +1,3 @@
+"""heads detectors (see GUIDE.md)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""neck detectors (see GUIDE.md)."""
+
+from __future__ import annotations

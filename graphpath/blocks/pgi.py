@@ -1,0 +1,3 @@
+"""pgi detectors (see GUIDE.md)."""
+
+from __future__ import annotations
