@@ -13,9 +13,10 @@ import hashlib
 import io
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -213,8 +214,12 @@ def export_bytes(model: nn.Module, imgsz: int, output_names: tuple[str, ...]) ->
     return buf.getvalue()
 
 
-def build(spec: ZooSpec, out_dir: Path, width: float | None = None, imgsz: int | None = None) -> dict[str, Any]:
-    """Build, export and write one model; return its manifest entry."""
+def build(
+    spec: ZooSpec, out_dir: Path, width: float | None = None, imgsz: int | None = None,
+    write: Callable[[Path, bytes], None] | None = None,
+) -> dict[str, Any]:
+    """Build, export and write one model (with ``write``, default a plain write); return its
+    manifest entry."""
     w = spec.width if width is None else width
     size = spec.imgsz if imgsz is None else imgsz
     torch.manual_seed(spec.seed)
@@ -225,7 +230,7 @@ def build(spec: ZooSpec, out_dir: Path, width: float | None = None, imgsz: int |
     data = export_bytes(model, size, spec.output_names)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{spec.name}.onnx"
-    path.write_bytes(data)
+    (write or Path.write_bytes)(path, data)
     return {
         "name": spec.name,
         "file": path.name,
