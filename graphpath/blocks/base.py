@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import networkx as nx
+
 from graphpath.graph import ModelGraph
 from graphpath.layers import LayerGraph, Unit
 
@@ -78,6 +80,51 @@ class DetectionContext:
     def matches(self, kind: str) -> list[BlockMatch]:
         return self.found.get(kind, [])
 
+    def kind(self, uid: str) -> str:
+        return self.layers.unit(uid).kind
+
+    def is_weighted(self, uid: str) -> bool:
+        return self.layers.unit(uid).kind == "weighted"
+
+    def conv(self, uid: str) -> ConvInfo | None:
+        """Kernel, stride, groups and channels of a weighted conv unit (``None`` otherwise)."""
+        unit = self.layers.unit(uid)
+        if unit.kind != "weighted" or unit.op_type not in ("Conv", "QLinearConv", "ConvInteger"):
+            return None
+        w = tuple(_ints(unit.attr("weight_shape")))
+        kernel = tuple(_ints(unit.attr("kernel_shape"))) or w[2:]
+        strides = _ints(unit.attr("strides")) or [1]
+        groups = int(unit.attr("group") or 1)  # type: ignore[call-overload]
+        cout = w[0] if w else None
+        cin = w[1] * groups if len(w) > 1 else None
+        return ConvInfo(kernel=kernel, stride=max(strides, default=1), groups=groups, cin=cin, cout=cout)
+
+    def spatial(self, uid: str) -> tuple[int, int] | None:
+        """Static (H, W) of a unit's 4-D output, when shape inference knew it."""
+        shape = self.layers.unit(uid).attr("shape")
+        if isinstance(shape, tuple) and len(shape) == 4 and all(isinstance(d, int) for d in shape[2:]):
+            return (int(shape[2]), int(shape[3]))
+        return None
+
+    def between(self, src: str, dst: str) -> set[str]:
+        """Units strictly inside some path ``src ⇝ dst`` (both ends excluded)."""
+        return set(nx.descendants(self.layers.dag, src)) & set(nx.ancestors(self.layers.dag, dst))
+
+    def is_closed(self, region: set[str], entry: str, exit: str) -> bool:
+        """True when ``region`` is entered only from ``entry`` and left only into ``exit``:
+        a block's inside, fed by one fork and drained by one merge."""
+        inside = region | {entry, exit}
+        for u in region:
+            if any(p not in inside for p in self.layers.dag.predecessors(u)):
+                return False
+            if any(s not in inside for s in self.layers.dag.successors(u)):
+                return False
+        return True
+
+    def claimed(self) -> set[str]:
+        """Units covered by any match found so far."""
+        return {u for found in self.found.values() for m in found for u in m.units}
+
     def make_match(self, kind: str, units: Iterable[str], *, structure: Mapping[str, Any] | None = None,
                    evidence: str = "") -> BlockMatch:
         """Fill nodes, label, entry/exit tensors and params from the covered units."""
@@ -99,6 +146,23 @@ class DetectionContext:
             entry=tuple(entry), exit=tuple(exits), params=sum(self.unit(u).params for u in order),
             structure=tuple(sorted((structure or {}).items())), evidence=evidence,
         )
+
+
+def _ints(value: object) -> list[int]:
+    return [int(v) for v in value] if isinstance(value, (tuple, list)) else []
+
+
+@dataclass(frozen=True)
+class ConvInfo:
+    kernel: tuple[int, ...]
+    stride: int
+    groups: int
+    cin: int | None
+    cout: int | None
+
+    @property
+    def depthwise(self) -> bool:
+        return self.groups > 1 and self.groups == self.cin
 
 
 def common_scope(scopes: Iterable[str]) -> str:

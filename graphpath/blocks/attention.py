@@ -1,0 +1,3 @@
+"""attention detectors (see GUIDE.md)."""
+
+from __future__ import annotations

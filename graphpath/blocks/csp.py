@@ -1,0 +1,3 @@
+"""csp detectors (see GUIDE.md)."""
+
+from __future__ import annotations

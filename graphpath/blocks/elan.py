@@ -1,0 +1,3 @@
+"""elan detectors (see GUIDE.md)."""
+
+from __future__ import annotations

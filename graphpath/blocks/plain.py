@@ -1,0 +1,3 @@
+"""plain detectors (see GUIDE.md)."""
+
+from __future__ import annotations

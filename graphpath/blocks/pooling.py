@@ -1,0 +1,3 @@
+"""pooling detectors (see GUIDE.md)."""
+
+from __future__ import annotations

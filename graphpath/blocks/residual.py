@@ -1,0 +1,3 @@
+"""residual detectors (see GUIDE.md)."""
+
+from __future__ import annotations
