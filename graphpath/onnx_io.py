@@ -27,7 +27,7 @@ from graphpath.errors import GraphpathError
 from graphpath.graph import ModelGraph, OpNode, Param, Shape, SubgraphInfo, TensorInfo
 from graphpath.ops import DTYPE_BYTES, SHAPE_OPS
 
-__all__ = ["load", "load_proto", "read_arrays", "model_bytes", "onnx_version"]
+__all__ = ["load", "load_proto", "read_arrays", "model_bytes", "model_bytes_with_outputs", "onnx_version"]
 
 #: Ops through which an initializer keeps its identity (aliasing, dequantisation, casts).
 _PASSTHROUGH_STATIC = frozenset(
@@ -279,7 +279,7 @@ def _infer_shapes(model: onnx.ModelProto) -> tuple[dict[str, Shape], str | None]
 # --------------------------------------------------------------------------- params
 
 
-def _param(t: onnx.TensorProto) -> Param:
+def _param(t: onnx.TensorProto, name: str | None = None) -> Param:
     dtype = _dtype_name(t.data_type)
     count = math.prod(int(d) for d in t.dims)
     external = _external_location(t) is not None
@@ -288,8 +288,22 @@ def _param(t: onnx.TensorProto) -> Param:
         for entry in t.external_data:
             if entry.key == "length":
                 nbytes = int(entry.value)
-    return Param(name=t.name, shape=tuple(int(d) for d in t.dims), dtype=dtype, count=count,
-                 nbytes=nbytes, external=external)
+    return Param(name=name or t.name, shape=tuple(int(d) for d in t.dims), dtype=dtype,
+                 count=count, nbytes=nbytes, external=external)
+
+
+def _constant_tensors(g: onnx.GraphProto) -> dict[str, Param]:
+    """Tensors held by ``Constant`` nodes, by output name. Some exporters (Paddle, older
+    TensorFlow converters) keep every weight in a Constant node instead of an initializer;
+    treating those values as initializers keeps parameter counts and weight detection the
+    same either way (onnxsim-style folding changes nothing)."""
+    out: dict[str, Param] = {}
+    for node in g.node:
+        if node.op_type == "Constant" and node.output and node.output[0]:
+            for attr in node.attribute:
+                if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+                    out[node.output[0]] = _param(attr.t, node.output[0])
+    return out
 
 
 # --------------------------------------------------------------------------- load
@@ -372,7 +386,9 @@ def _build(model: onnx.ModelProto, path: Path) -> ModelGraph:
 
     shapes, shape_note = _infer_shapes(model)
     static = _static_tensors(g, order, node_inputs, init_names)
-    origins = _initializer_origins(g, order, init_names)
+    constants = _constant_tensors(g)
+    params.update(constants)
+    origins = _initializer_origins(g, order, init_names | set(constants))
 
     dag = nx.DiGraph()
     for i in order:
@@ -513,4 +529,30 @@ def model_bytes(path: str | os.PathLike[str]) -> bytes:
         loc = _external_location(t)
         if loc is not None:
             _read_external(p.parent, t, loc)
+    return bytes(model.SerializeToString())
+
+
+def model_bytes_with_outputs(path: str | os.PathLike[str], outputs: Iterable[str]) -> bytes:
+    """The model with external data inlined and its graph outputs replaced by ``outputs``.
+
+    Any tensor name may be an output (intermediate activations, raw head tensors), so that
+    onnxruntime can be compared with another evaluator on them. Declared types are kept where
+    the graph has them; other outputs are left untyped (onnxruntime infers them).
+    """
+    p = Path(path)
+    model = load_proto(p)
+    for t in _all_tensors(model.graph):
+        loc = _external_location(t)
+        if loc is not None:
+            _read_external(p.parent, t, loc)
+    g = model.graph
+    declared = {vi.name: vi for vi in [*g.input, *g.value_info, *g.output]}
+    chosen = [declared.get(name) or helper.make_empty_tensor_value_info(name) for name in outputs]
+    copies = []
+    for vi in chosen:
+        c = onnx.ValueInfoProto()
+        c.CopyFrom(vi)
+        copies.append(c)
+    del g.output[:]
+    g.output.extend(copies)
     return bytes(model.SerializeToString())

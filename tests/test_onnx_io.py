@@ -214,3 +214,30 @@ def test_torchscript_and_dynamo_scopes(write_model):
     graph = onnx_io.load(write_model(model))
     assert graph.scope("/model.2/m.0/cv1/conv/Conv") == "model.2.m.0.cv1.conv"
     assert graph.scope(graph.op(list(graph.dag.nodes)[3]).name) == "model.2.m.0.cv2"
+
+
+def test_weights_held_in_constant_nodes_count_as_parameters(tmp_path):
+    """Paddle-style exports keep weights in Constant nodes: same count as initializers, and
+    the conv is still a weighted unit."""
+    from graphpath.layers import build_layers, unit_counts
+
+    model = parse(RESIDUAL)
+    folded = onnx.ModelProto()
+    folded.CopyFrom(model)
+    consts = [helper.make_node("Constant", [], [t.name], value=t, name=f"const_{t.name}")
+              for t in folded.graph.initializer]
+    del folded.graph.initializer[:]
+    nodes = list(folded.graph.node)
+    del folded.graph.node[:]
+    folded.graph.node.extend(consts + nodes)
+    path = tmp_path / "const.onnx"
+    onnx.save(folded, str(path))
+    graph, reference = onnx_io.load(path), onnx_io.load(_plain(tmp_path, model))
+    assert summarize_model(graph).parameter_count == summarize_model(reference).parameter_count > 0
+    assert unit_counts(build_layers(graph)) == unit_counts(build_layers(reference))
+
+
+def _plain(tmp_path: Path, model: onnx.ModelProto) -> Path:
+    path = tmp_path / "plain.onnx"
+    onnx.save(model, str(path))
+    return path
