@@ -1,26 +1,84 @@
 """The library's front door: one call per CLI command.
 
->>> from graphpath.analysis import AnalyzeOptions
->>> AnalyzeOptions().sections
-('model', 'layers')
+>>> AnalyzeOptions().paths, AnalyzeOptions().blocks
+(True, True)
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from graphpath import onnx_io
-from graphpath.layers import build_layers
+from graphpath.blocks.base import BlockMatch
+from graphpath.graph import ModelGraph
+from graphpath.layers import LayerGraph, build_layers
 from graphpath.report import Report
 from graphpath.summary import summarize_layers, summarize_model
 
 
 @dataclass(frozen=True)
 class AnalyzeOptions:
-    """What ``analyze`` computes beyond the always-present sections."""
+    """What ``analyze`` computes beyond the always-present ``model`` and ``layers`` sections."""
 
-    sections: tuple[str, ...] = ("model", "layers")
+    paths: bool = True
+    blocks: bool = True
+    #: ``--from`` / ``--to`` of ``graphpath paths``: a source unit and one output.
+    path_source: str | None = None
+    path_target: str | None = None
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What the network is: blocks (a forest), flat counts, generation, export-form notes."""
+
+    blocks: tuple[BlockMatch, ...]
+    block_counts: dict[str, int]
+    fingerprint: Any
+    notes: tuple[Any, ...]
+
+    def sections(self) -> tuple[tuple[str, Any], ...]:
+        return (
+            ("blocks", [m.to_dict() for m in self.blocks]),
+            ("block_counts", dict(self.block_counts)),
+            ("fingerprint", self.fingerprint.to_dict()),
+            ("export_notes", [n.to_dict() for n in self.notes]),
+        )
+
+
+def load(path: str | os.PathLike[str]) -> tuple[ModelGraph, LayerGraph]:
+    """Both views of the model at ``path``."""
+    graph = onnx_io.load(path)
+    return graph, build_layers(graph)
+
+
+def structure(graph: ModelGraph, layers: LayerGraph) -> Structure:
+    """Detect blocks, fingerprint the generation and say what the export form hides."""
+    from graphpath.blocks import block_counts, detect_blocks
+    from graphpath.blocks.notes import export_notes
+    from graphpath.fingerprint import fingerprint
+
+    blocks = detect_blocks(layers, graph)
+    counts = block_counts(blocks)
+    fp = fingerprint(counts, layers, graph, blocks)
+    notes = export_notes(counts, layers, graph, fp.generation)
+    return Structure(blocks=blocks, block_counts=counts, fingerprint=fp, notes=notes)
+
+
+def auxiliary_outputs(layers: LayerGraph, blocks: tuple[BlockMatch, ...]) -> tuple[str, ...]:
+    """Output units fed by an auxiliary head (reported apart from the main outputs)."""
+    aux_units: set[str] = set()
+    todo = list(blocks)
+    while todo:
+        m = todo.pop()
+        if m.kind == "aux_head":
+            aux_units |= m.units
+        todo.extend(m.children)
+    return tuple(
+        o for o in layers.outputs
+        if o in aux_units or any(p in aux_units for p in layers.dag.predecessors(o))
+    )
 
 
 def analyze(path: str | os.PathLike[str], options: AnalyzeOptions | None = None) -> Report:
@@ -29,7 +87,16 @@ def analyze(path: str | os.PathLike[str], options: AnalyzeOptions | None = None)
     Raises:
         GraphpathError: the model cannot be read or is invalid.
     """
-    _ = options or AnalyzeOptions()
-    graph = onnx_io.load(path)
-    layers = build_layers(graph)
-    return Report(model=summarize_model(graph), layers=summarize_layers(layers))
+    opts = options or AnalyzeOptions()
+    graph, layers = load(path)
+    sections: list[tuple[str, Any]] = []
+    found: Structure | None = structure(graph, layers) if opts.blocks else None
+    if opts.paths:
+        from graphpath.paths import analyze_paths
+
+        aux = auxiliary_outputs(layers, found.blocks) if found else ()
+        sections.append(("paths", analyze_paths(
+            layers, source=opts.path_source, target=opts.path_target, auxiliary=aux)))
+    if found is not None:
+        sections.extend(found.sections())
+    return Report(model=summarize_model(graph), layers=summarize_layers(layers), sections=tuple(sections))

@@ -95,6 +95,40 @@ def analyze(model: Path, fmt: str, output: Path | None) -> None:
     write_output(get_renderer(fmt)(report), output)
 
 
+@cli.command()
+@_model_argument
+@click.option("--from", "source", default=None, metavar="UNIT",
+              help="Count paths from this layer-view unit instead of the graph inputs.")
+@click.option("--to", "target", default=None, metavar="OUTPUT", help="Only paths to this graph output.")
+@click.option("--format", "fmt", type=click.Choice(TEXT_FORMATS), default="text", show_default=True)
+@_output_option
+def paths(model: Path, source: str | None, target: str | None, fmt: str, output: Path | None) -> None:
+    """Gradient paths of MODEL: counts, length distribution, shortest and longest paths."""
+    from graphpath.analysis import AnalyzeOptions, analyze
+    from graphpath.formats import get_renderer
+    from graphpath.formats.paths_text import render_paths_text
+
+    report = analyze(model, AnalyzeOptions(path_source=source, path_target=target))
+    text = get_renderer("json")(report) if fmt == "json" else render_paths_text(report.section("paths"))
+    write_output(text, output)
+
+
+@cli.command()
+@_model_argument
+@click.option("--format", "fmt", type=click.Choice(TEXT_FORMATS), default="text", show_default=True)
+@_output_option
+def blocks(model: Path, fmt: str, output: Path | None) -> None:
+    """Blocks of MODEL (residual, CSP, C2f, ELAN, GELAN, PGI, heads …), its generation and
+    what its export form hides."""
+    from graphpath.analysis import AnalyzeOptions, analyze
+    from graphpath.formats import get_renderer
+    from graphpath.formats.blocks_text import render_structure
+
+    report = analyze(model, AnalyzeOptions(paths=False))
+    text = get_renderer("json")(report) if fmt == "json" else render_structure(report.to_dict())
+    write_output(text, output)
+
+
 @cli.group()
 def zoo() -> None:
     """graphpath's own reference YOLO graphs (needs the torch extra)."""

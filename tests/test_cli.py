@@ -21,13 +21,17 @@ def test_analyze_text_and_json(write_model):
     res = run("analyze", str(path))
     assert res.exit_code == 0, res.output
     assert "Layer view" in res.stdout and "depth" in res.stdout
+    assert "gradient paths: 2" in res.stdout and "residual 1" in res.stdout
     res = run("analyze", str(path), "--format", "json")
     assert res.exit_code == 0
     import json
 
     data = json.loads(res.stdout)
-    assert set(data) == {"schema_version", "model", "layers"}
+    assert set(data) == {"schema_version", "model", "layers", "paths", "blocks", "block_counts",
+                         "fingerprint", "export_notes"}
     assert data["layers"]["depth"] == 2
+    assert data["paths"]["total"] == {"count": 2, "log2": 1.0}
+    assert data["block_counts"] == {"residual": 1}
     assert data["model"]["parameters"]["count"] == 16 + 144
 
 

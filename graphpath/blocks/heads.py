@@ -1,3 +1,580 @@
-"""heads detectors (see GUIDE.md)."""
+"""Detection-head detectors: ``fc_head``, ``coupled_head``, ``decoupled_head``, ``dfl``,
+``aux_head``, ``one2one_head`` and ``nms`` (see GUIDE.md).
+
+Every head is found from the graph outputs backwards. :func:`analyze_heads` walks from each
+output through the *decode tail* (every unit that is not weighted: reshapes, sigmoids, grid and
+anchor arithmetic, the Concat over levels, TopK/GatherElements selection, with the DFL's fixed
+1×1 conv crossed as part of the tail) and stops at the first weighted unit on every path: those
+are the *raw head units*, the last learned layers before the decode. :func:`head_tensors` names
+their tensors for the numeric backward pass.
+
+Raw units are then grouped into detection *levels*: walking back from each raw unit through
+single-input weighted units gives its branch; raw units whose branches meet belong to one
+level (the cls, box and objectness branches of one scale meet at their stem or at the neck
+feature). A level of one 1×1 conv is coupled; a level of two or more parallel branches is
+decoupled. Levels that reach the same set of outputs form one *head*.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import networkx as nx
+
+from graphpath.blocks.base import BlockMatch, DetectionContext, register
+from graphpath.graph import ModelGraph
+from graphpath.layers import LayerGraph
+
+#: Activations a hidden layer ends with; a raw head conv is linear (or its decode sigmoid is
+#: folded into it), so a unit with one of these is a feature map (a segmentation prototype),
+#: not a detection level.
+HIDDEN_ACTIVATIONS = frozenset(
+    {"silu", "relu", "leaky_relu", "prelu", "elu", "selu", "celu", "gelu", "mish", "hardswish", "tanh", "softplus"}
+)
+
+#: Block kinds a head stem is never part of: a level's shared root unit that belongs to one of
+#: them is the neck's output, not the head's stem.
+BODY_KINDS = (
+    "csp", "c2f", "c3k2", "elan", "e_elan", "gelan", "sppf", "spp", "sppcspc", "sppelan", "psa",
+    "c2psa", "a2c2f", "c2fcib", "repvgg", "residual", "scaled_residual", "fpn", "pan",
+)
+
+#: Longest branch followed back from a raw head unit (a head branch is a few convs deep).
+MAX_BRANCH = 12
+
+
+@dataclass(frozen=True)
+class Level:
+    """One detection level: its raw head units, the outputs they reach, its root (the unit
+    where its branches meet, ``None`` for a single branch) and the units it covers."""
+
+    raw: tuple[str, ...]
+    outputs: frozenset[str]
+    root: str | None
+    units: frozenset[str]
+
+    @property
+    def decoupled(self) -> bool:
+        return len(self.raw) >= 2
+
+
+@dataclass(frozen=True)
+class Head:
+    """Levels that reach the same outputs, with the DFL convs and decode-tail units of those
+    outputs."""
+
+    outputs: tuple[str, ...]
+    levels: tuple[Level, ...]
+    dfl: tuple[str, ...]
+    tail: frozenset[str]
+
+    @property
+    def units(self) -> frozenset[str]:
+        return frozenset(self.tail | {u for lv in self.levels for u in lv.units} | set(self.dfl))
+
+
+@dataclass(frozen=True)
+class HeadAnalysis:
+    """Everything the head detectors share: per output the raw head units and the tail units,
+    the DFL convs with the outputs they reach, the levels and the heads."""
+
+    raw: dict[str, tuple[str, ...]]
+    tail: dict[str, frozenset[str]]
+    dfl: dict[str, frozenset[str]]
+    levels: tuple[Level, ...]
+    heads: tuple[Head, ...]
+
+
+# --------------------------------------------------------------------------- the decode tail
+
+
+def is_dfl_conv(layers: LayerGraph, uid: str, graph: ModelGraph | None = None) -> bool:
+    """The DFL's fixed conv: a 1×1 Conv to one channel whose input went through a softmax
+    (the softmax over the bins is folded into the producer of the conv's input; with ``graph``
+    the folded ops are read, since a Split unit folds its cls branch's sigmoid too)."""
+    unit = layers.unit(uid)
+    if unit.kind != "weighted" or unit.op_type != "Conv":
+        return False
+    w = unit.attr("weight_shape")
+    if isinstance(w, tuple) and len(w) == 4 and (w[0] != 1 or tuple(w[2:]) != (1, 1) or w[1] < 4):
+        return False
+    preds = list(layers.dag.predecessors(uid))
+    if len(preds) != 1:
+        return False
+    feed = layers.unit(preds[0])
+    if graph is not None:
+        return any(graph.op(n).op_type == "Softmax" for n in feed.nodes)
+    return feed.activation == "softmax"
+
+
+def _walk_tail(layers: LayerGraph, out: str, graph: ModelGraph | None = None) -> tuple[list[str], set[str], set[str]]:
+    """Raw head units, tail units and DFL convs reached backwards from output unit ``out``."""
+    raw: list[str] = []
+    tail: set[str] = set()
+    dfl: set[str] = set()
+    seen = {out}
+    todo = [out]
+    while todo:
+        uid = todo.pop()
+        for p in layers.dag.predecessors(uid):
+            if p in seen:
+                continue
+            seen.add(p)
+            unit = layers.unit(p)
+            if unit.kind == "input":
+                continue
+            if unit.kind == "weighted":
+                if is_dfl_conv(layers, p, graph):
+                    dfl.add(p)
+                    todo.append(p)
+                else:
+                    raw.append(p)
+                continue
+            tail.add(p)
+            todo.append(p)
+    rank = {u: i for i, u in enumerate(layers.topo_order())}
+    raw.sort(key=rank.__getitem__)
+    return raw, tail, dfl
+
+
+def head_units(layers: LayerGraph, graph: ModelGraph | None = None) -> dict[str, tuple[str, ...]]:
+    """Raw head units per graph output: the last weighted units before the decode tail.
+
+    Keys are the output tensor names; values unit ids in topological order. The DFL's fixed
+    conv is part of the tail, not a raw unit. An output fed straight by a conv (a raw Darknet
+    map) has that conv as its only raw unit. Pass ``graph`` to recognise the DFL's softmax
+    among the ops folded into a multi-output Split unit.
+
+    >>> g = LayerGraph.from_edges([("x", "a"), ("a", "b"), ("a", "c"), ("b", "y"), ("c", "y")],
+    ...                           weighted={"a", "b", "c"}, outputs=["y"])
+    >>> head_units(g)
+    {'y': ('b', 'c')}
+    """
+    return {layers.unit(o).tensor or o: tuple(_walk_tail(layers, o, graph)[0]) for o in layers.outputs}
+
+
+def head_tensors(layers: LayerGraph, graph: ModelGraph) -> dict[str, tuple[str, ...]]:
+    """The raw head tensors per graph output, for probing a backward pass.
+
+    Each is the output tensor of a raw head unit's weighted op itself (the Conv/Gemm output),
+    before any reshape or sigmoid the layer view folded into the unit: the decode tail (DFL
+    softmax and fixed conv, sigmoids, grid/anchor arithmetic, the Concat over levels,
+    TopK/GatherElements/NMS selection) is left out. Keys are output tensor names.
+    """
+    result: dict[str, tuple[str, ...]] = {}
+    for out, units in head_units(layers, graph).items():
+        tensors = []
+        for uid in units:
+            op = graph.op(layers.unit(uid).nodes[0])
+            tensors.append(op.outputs[0] if op.outputs else layers.unit(uid).tensor)
+        result[out] = tuple(tensors)
+    return result
+
+
+# --------------------------------------------------------------------------- levels and heads
+
+
+def _branch(ctx: DetectionContext, raw: str) -> list[str]:
+    """``raw`` and the weighted units behind it, followed while each unit has one input.
+
+    A strided conv ends the branch (head branches keep their level's resolution; a stride-2
+    conv is the backbone or neck going down to the next level).
+    """
+    chain = [raw]
+    cur = raw
+    while len(chain) < MAX_BRANCH:
+        preds = ctx.preds(cur)
+        if len(preds) != 1 or not ctx.is_weighted(preds[0]) or preds[0] in chain:
+            break
+        info = ctx.conv(preds[0])
+        if info is not None and info.stride >= 2:
+            break
+        cur = preds[0]
+        chain.append(cur)
+    return chain
+
+
+def _level(ctx: DetectionContext, raw: list[str], outputs: frozenset[str], chains: dict[str, list[str]],
+           others: set[str]) -> Level:
+    """A level from its raw units: the branches up to the unit where they all meet (the root),
+    and the root itself when it feeds only the level and no other block claims it (a stem)."""
+    if len(raw) == 1:
+        return Level(raw=tuple(raw), outputs=outputs, root=None, units=frozenset(raw))
+    common = set(chains[raw[0]]).intersection(*(set(chains[r]) for r in raw[1:]))
+    root = next((u for u in chains[raw[0]] if u in common), None)
+    if root is None:  # branches that meet only at the feature they all read
+        feeds = set(ctx.preds(chains[raw[0]][-1])).intersection(*(set(ctx.preds(chains[r][-1])) for r in raw[1:]))
+        root = min(feeds) if len(feeds) == 1 else None
+    units: set[str] = set()
+    for r in raw:
+        for u in chains[r]:
+            if u == root:
+                break
+            units.add(u)
+    if (root is not None and ctx.is_weighted(root) and root not in others
+            and all(s in units for s in ctx.succs(root))):
+        units.add(root)
+    return Level(raw=tuple(raw), outputs=outputs, root=root, units=frozenset(units))
+
+
+def analyze_heads(ctx: DetectionContext) -> HeadAnalysis:
+    """Walk every output's decode tail and group the raw head units into levels and heads."""
+    layers = ctx.layers
+    raw_of: dict[str, tuple[str, ...]] = {}
+    tail_of: dict[str, frozenset[str]] = {}
+    reach: dict[str, set[str]] = {}
+    dfl_reach: dict[str, set[str]] = {}
+    for out in layers.outputs:
+        raw, tail, dfl = _walk_tail(layers, out, ctx.graph)
+        raw_of[out], tail_of[out] = tuple(raw), frozenset(tail)
+        for r in raw:
+            reach.setdefault(r, set()).add(out)
+        for d in dfl:
+            dfl_reach.setdefault(d, set()).add(out)
+
+    rank = {u: i for i, u in enumerate(layers.topo_order())}
+    detect_raw = [
+        r for r in sorted(reach, key=rank.__getitem__)
+        if ctx.unit(r).op_type in ("Conv", "QLinearConv", "ConvInteger")
+        and ctx.unit(r).activation not in HIDDEN_ACTIVATIONS
+    ]
+    chains = {r: _branch(ctx, r) for r in detect_raw}
+
+    # Union raw units whose branches share a unit.
+    parent = {r: r for r in detect_raw}
+
+    def find(r: str) -> str:
+        while parent[r] != r:
+            parent[r] = parent[parent[r]]
+            r = parent[r]
+        return r
+
+    owner: dict[str, str] = {}
+    size = {r: ctx.spatial(r) for r in detect_raw}
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb and not (size[a] and size[b] and size[a] != size[b]):  # levels differ in size
+            parent[ra] = rb
+
+    for r in detect_raw:
+        # A branch's units, and the feature it reads (branches of one level may meet only there).
+        keys = chains[r] + [f"feed:{p}" for p in ctx.preds(chains[r][-1])]
+        for u in keys:
+            if u in owner:
+                union(r, owner[u])
+            else:
+                owner[u] = r
+    groups: dict[str, list[str]] = {}
+    for r in detect_raw:
+        groups.setdefault(find(r), []).append(r)
+
+    others = {u for kind in BODY_KINDS for m in ctx.matches(kind) for u in m.units}
+    levels: list[Level] = []
+    for members in groups.values():
+        # Two complete heads on the same features (v10's one-to-many and one-to-one): split a
+        # group by the outputs it reaches when every part still has parallel branches.
+        parts: dict[frozenset[str], list[str]] = {}
+        for r in members:
+            parts.setdefault(frozenset(reach[r]), []).append(r)
+        if len(parts) > 1 and all(len(p) >= 2 for p in parts.values()):
+            split = list(parts.items())
+        else:
+            split = [(frozenset(o for r in members for o in reach[r]), members)]
+        for outs, raw in split:
+            levels.append(_level(ctx, raw, outs, chains, others))
+    levels.sort(key=lambda lv: rank[lv.raw[0]])
+
+    by_outputs: dict[frozenset[str], list[Level]] = {}
+    for lv in levels:
+        by_outputs.setdefault(lv.outputs, []).append(lv)
+    heads = []
+    out_index = {o: i for i, o in enumerate(layers.outputs)}
+    for outs, lvls in by_outputs.items():
+        ordered = tuple(sorted(outs, key=out_index.__getitem__))
+        head_dfl = tuple(sorted((d for d, r in dfl_reach.items() if r <= outs), key=rank.__getitem__))
+        head_tail = frozenset(u for o in ordered for u in tail_of[o])
+        heads.append(Head(outputs=ordered, levels=tuple(lvls), dfl=head_dfl, tail=head_tail))
+    heads.sort(key=lambda h: min(out_index[o] for o in h.outputs))
+    return HeadAnalysis(
+        raw={layers.unit(o).tensor or o: raw_of[o] for o in layers.outputs},
+        tail=tail_of,
+        dfl={d: frozenset(r) for d, r in dfl_reach.items()},
+        levels=tuple(levels),
+        heads=tuple(heads),
+    )
+
+
+def detection_heads(analysis: HeadAnalysis) -> list[Head]:
+    """Heads that detect: at least two levels, or one decoupled level, or a DFL decode."""
+    return [h for h in analysis.heads if len(h.levels) >= 2 or any(lv.decoupled for lv in h.levels) or h.dfl]
+
+
+def _features(ctx: DetectionContext, head: Head) -> set[str]:
+    """The units a head's levels start from (the unit behind each level's branches)."""
+    feats: set[str] = set()
+    for lv in head.levels:
+        for r in lv.raw:
+            chain = _branch(ctx, r)
+            feats.update(p for u in chain for p in ctx.preds(u) if p not in lv.units)
+            if lv.root is not None and lv.root not in lv.units:
+                feats.add(lv.root)
+    return feats
+
+
+def _stems(ctx: DetectionContext, head: Head) -> int:
+    """How many weighted units read a graph input among the head's ancestors."""
+    anc: set[str] = set()
+    for lv in head.levels:
+        anc |= nx.ancestors(ctx.layers.dag, lv.raw[0])
+    return sum(1 for u in anc if ctx.is_weighted(u) and any(p in ctx.layers.inputs for p in ctx.preds(u)))
+
+
+@dataclass(frozen=True)
+class HeadRoles:
+    """Which detection head is auxiliary and which is one-to-one, with the reason."""
+
+    aux: Head | None
+    one2one: Head | None
+    why_aux: str = ""
+    why_one2one: str = ""
+
+
+def head_roles(ctx: DetectionContext, analysis: HeadAnalysis) -> HeadRoles:
+    """Assign the auxiliary and one-to-one roles.
+
+    * Two heads on the same features (levels start from the same units): the one-to-many and
+      one-to-one heads of a v10 training graph; detaching is invisible in ONNX, so the official
+      output order decides: the first is the auxiliary one-to-many head, the second one-to-one.
+    * Two heads on different features: the auxiliary one is fed by the branch with more stems
+      reading the image (PGI's second backbone), ties broken by output order (first = auxiliary).
+    * One head whose decode tail selects with TopK and a graph without NMS: the NMS-free
+      one-to-one head of an end-to-end export.
+    """
+    heads = detection_heads(analysis)
+    if len(heads) >= 2:
+        first, second = heads[0], heads[1]
+        if _features(ctx, first) & _features(ctx, second):
+            return HeadRoles(
+                aux=first, one2one=second,
+                why_aux="first of two complete heads on the same features (one-to-many)",
+                why_one2one="second of two complete heads on the same features (one-to-one copy)",
+            )
+        aux = first if _stems(ctx, first) >= _stems(ctx, second) else second
+        return HeadRoles(aux=aux, one2one=None,
+                         why_aux="a second complete head fed by its own branch, with its own output")
+    if len(heads) == 1 and not _nms_ops(ctx.graph):
+        ops = {ctx.graph.op(n).op_type for u in heads[0].tail for n in ctx.unit(u).nodes}
+        if "TopK" in ops:
+            return HeadRoles(aux=None, one2one=heads[0],
+                             why_one2one="a single head whose decode selects with TopK and no NMS op")
+    return HeadRoles(aux=None, one2one=None)
+
+
+def _nms_ops(graph: ModelGraph) -> list[str]:
+    """ONNX nodes that are a non-maximum suppression (standard or a vendor plug-in)."""
+    return [op.name for op in graph.ops() if op.op_type == "NonMaxSuppression" or "NMS" in op.op_type.upper()]
+
+
+# --------------------------------------------------------------------------- detectors
+
+
+class CoupledHeadDetector:
+    """One coupled anchor head per level: a single linear 1×1 conv (anchors × (5 + classes)
+    channels) feeding the decode or an output, with no parallel branch beside it.
+
+    Evidence: "a single linear 1×1 conv of N channels is this level's only raw head output".
+    """
+
+    kind = "coupled_head"
+    after: tuple[str, ...] = BODY_KINDS
+
+    def detect(self, ctx: DetectionContext) -> list[BlockMatch]:
+        analysis = analyze_heads(ctx)
+        found = []
+        for lv in analysis.levels:
+            if lv.decoupled:
+                continue
+            conv = ctx.conv(lv.raw[0])
+            if conv is None or conv.kernel not in ((1, 1), (1,)) or conv.groups != 1:
+                continue
+            found.append(ctx.make_match(
+                self.kind, lv.units, structure={"channels": conv.cout},
+                evidence=f"a single linear 1x1 conv of {conv.cout} channels is this level's only raw head output",
+            ))
+        return found
+
+
+class DecoupledHeadDetector:
+    """One decoupled head per level: two or more parallel branches (classification, box,
+    objectness) from one stem or neck feature, each ending in its own raw head conv.
+
+    Evidence: "N parallel branches from one feature end in raw head convs of C channels".
+    """
+
+    kind = "decoupled_head"
+    after: tuple[str, ...] = BODY_KINDS
+
+    def detect(self, ctx: DetectionContext) -> list[BlockMatch]:
+        analysis = analyze_heads(ctx)
+        found = []
+        for lv in analysis.levels:
+            if not lv.decoupled:
+                continue
+            widths = [c.cout for c in (ctx.conv(r) for r in lv.raw) if c is not None]
+            found.append(ctx.make_match(
+                self.kind, lv.units,
+                structure={"branches": len(lv.raw), "stem": lv.root in lv.units, "widths": widths},
+                evidence=(f"{len(lv.raw)} parallel branches from one feature end in raw head convs "
+                          f"of {', '.join(map(str, widths))} channels"),
+            ))
+        return found
+
+
+class DflDetector:
+    """One DFL decode per detection output: box bins → softmax over the bins → a fixed 1×1
+    conv to one channel (the expected bin). DFL convs reaching the same outputs are one decode.
+
+    Evidence: "softmax over N bins into a fixed 1x1 conv to one channel".
+    """
+
+    kind = "dfl"
+    after: tuple[str, ...] = ()
+
+    def detect(self, ctx: DetectionContext) -> list[BlockMatch]:
+        analysis = analyze_heads(ctx)
+        groups: dict[frozenset[str], list[str]] = {}
+        for d in sorted(analysis.dfl, key={u: i for i, u in enumerate(ctx.layers.topo_order())}.__getitem__):
+            groups.setdefault(analysis.dfl[d], []).append(d)
+        found = []
+        for convs in groups.values():
+            info = ctx.conv(convs[0])
+            bins = info.cin if info is not None and info.cin else "the"
+            found.append(ctx.make_match(
+                self.kind, convs, structure={"bins": bins},
+                evidence=f"softmax over {bins} bins into a fixed 1x1 conv to one channel",
+            ))
+        return found
+
+
+class AuxHeadDetector:
+    """The auxiliary detection head: a second complete head with its own graph output, either
+    on its own branch (PGI's auxiliary backbone, v9 training) or on the same features as the
+    main head (v10's one-to-many head, the first of the pair in output order).
+
+    Evidence: why the head is auxiliary (see :func:`head_roles`).
+    """
+
+    kind = "aux_head"
+    after: tuple[str, ...] = BODY_KINDS
+
+    def detect(self, ctx: DetectionContext) -> list[BlockMatch]:
+        roles = head_roles(ctx, analyze_heads(ctx))
+        if roles.aux is None:
+            return []
+        return [ctx.make_match(
+            self.kind, roles.aux.units,
+            structure={"levels": len(roles.aux.levels), "outputs": [ctx.unit(o).tensor for o in roles.aux.outputs]},
+            evidence=roles.why_aux,
+        )]
+
+
+class One2OneHeadDetector:
+    """The NMS-free one-to-one head (v10): the second of two complete heads on the same
+    features in a training graph, or the only head of an end-to-end export whose decode
+    selects with TopK/GatherElements and holds no NMS op.
+
+    Evidence: why the head is one-to-one (see :func:`head_roles`).
+    """
+
+    kind = "one2one_head"
+    after: tuple[str, ...] = BODY_KINDS
+
+    def detect(self, ctx: DetectionContext) -> list[BlockMatch]:
+        roles = head_roles(ctx, analyze_heads(ctx))
+        if roles.one2one is None:
+            return []
+        return [ctx.make_match(
+            self.kind, roles.one2one.units,
+            structure={"levels": len(roles.one2one.levels),
+                       "outputs": [ctx.unit(o).tensor for o in roles.one2one.outputs]},
+            evidence=roles.why_one2one,
+        )]
+
+
+class FcHeadDetector:
+    """v1's fully connected head: a feature map flattened into a fully connected layer,
+    chained into a second one that is a raw head output (Flatten → Gemm → Gemm).
+
+    Evidence: "flattened feature map into two chained fully connected layers".
+    """
+
+    kind = "fc_head"
+    after: tuple[str, ...] = ()
+
+    def detect(self, ctx: DetectionContext) -> list[BlockMatch]:
+        raw = {r for units in head_units(ctx.layers, ctx.graph).values() for r in units}
+        for r in sorted(raw):
+            if not _is_fc(ctx, r):
+                continue
+            preds = ctx.preds(r)
+            if len(preds) != 1 or not _is_fc(ctx, preds[0]) or len(ctx.succs(preds[0])) != 1:
+                continue
+            first = preds[0]
+            feed = ctx.preds(first)
+            if len(feed) != 1 or not _flattens(ctx, feed[0]):
+                continue
+            return [ctx.make_match(self.kind, [first, r], structure={"layers": 2},
+                                   evidence="flattened feature map into two chained fully connected layers")]
+        return []
+
+
+def _is_fc(ctx: DetectionContext, uid: str) -> bool:
+    return ctx.is_weighted(uid) and ctx.unit(uid).op_type in ("Gemm", "MatMul", "FusedMatMul")
+
+
+def _flattens(ctx: DetectionContext, uid: str) -> bool:
+    """The unit's output went through a Flatten or Reshape (a feature map made a vector)."""
+    return any(ctx.graph.op(n).op_type in ("Flatten", "Reshape") for n in ctx.unit(uid).nodes[1:])
+
+
+class NmsDetector:
+    """An embedded non-maximum suppression: a NonMaxSuppression node (or a vendor NMS plug-in)
+    and the selection after it. One per model.
+
+    Evidence: "NonMaxSuppression selects the detections".
+    """
+
+    kind = "nms"
+    after: tuple[str, ...] = ()
+
+    def detect(self, ctx: DetectionContext) -> list[BlockMatch]:
+        nms = _nms_ops(ctx.graph)
+        if not nms:
+            return []
+        ops = set(nms)
+        for n in nms:
+            ops |= nx.descendants(ctx.graph.dag, n)
+        units = _units_of(ctx, ops)
+        if not units:  # NMS is not a data op: use the units that feed it
+            feeds = {ctx.graph.producer_of.get(t, "") for n in nms for t in ctx.graph.op(n).inputs}
+            units = _units_of(ctx, feeds)
+        if not units:
+            return []
+        op_type = ctx.graph.op(nms[0]).op_type
+        return [ctx.make_match(self.kind, units, structure={"op": op_type},
+                               evidence=f"{op_type} selects the detections")]
+
+
+def _units_of(ctx: DetectionContext, ops: Iterable[str]) -> set[str]:
+    wanted = set(ops)
+    return {
+        u for u in ctx.layers.dag.nodes
+        if ctx.unit(u).kind not in ("input", "output") and wanted.intersection(ctx.unit(u).nodes)
+    }
+
+
+for _detector in (FcHeadDetector(), CoupledHeadDetector(), DecoupledHeadDetector(), DflDetector(),
+                  AuxHeadDetector(), One2OneHeadDetector(), NmsDetector()):
+    register(_detector)

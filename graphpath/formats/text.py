@@ -64,4 +64,14 @@ def render(report: Report, width: int = 100) -> str:
         ("weighted ops", ", ".join(f"{a} {n}" for a, n in lay.weighted_ops) or "none"),
         ("folded nodes", str(lay.folded_nodes)),
     ]))
-    return buf.getvalue()
+    out = buf.getvalue()
+    paths = report.section("paths")
+    if paths is not None:
+        from graphpath.formats.paths_text import render_paths_text
+
+        out += "\nGradient paths\n" + render_paths_text(paths)
+    if report.section("block_counts") is not None:
+        from graphpath.formats.blocks_text import render_structure
+
+        out += "\nStructure\n" + render_structure(report.to_dict(), max_lines=60)
+    return out
