@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from graphpath.fingerprint import GraphFacts, graph_facts
 from graphpath.graph import ModelGraph
+from graphpath.graph_facts import GraphFacts, graph_facts
 from graphpath.layers import LayerGraph
 
 #: Note codes, in report order.
