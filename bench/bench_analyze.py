@@ -23,7 +23,7 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "out"
 #: Width factor of graphpath's yolov8n builder that gives a ~12 MB fp32 export.
-WIDTH_12MB = 0.5
+WIDTH_12MB = 0.25
 
 
 def _median_seconds(fn: Callable[[], object], repeat: int) -> float:
