@@ -158,6 +158,17 @@ def zoo_build(names: tuple[str, ...], out_dir: Path, width: float | None, imgsz:
         click.echo(f"{out_dir / entry['file']}  {entry['bytes']:>9,d} bytes  sha256 {entry['sha256'][:12]}")
 
 
+def _add_commands() -> None:
+    # Commands that live in their own modules (importing them loads no heavy dependency).
+    from graphpath.cli_audit import audit, rules
+
+    cli.add_command(audit)
+    cli.add_command(rules)
+
+
+_add_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=argv, prog_name="graphpath")
