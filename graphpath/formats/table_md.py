@@ -1,0 +1,69 @@
+"""GitHub-flavoured Markdown of the stability table, fit for a PR comment.
+
+Every cell goes through :func:`md_escape`: model files carry arbitrary node, output and file
+names, and a pipe, newline, backtick or ``<script>`` in one must not break the table or inject
+HTML into the page that renders it.
+"""
+
+from __future__ import annotations
+
+from graphpath.table import StabilityTable, cell, verdict_label
+
+_NUMERIC = {"units", "depth", "paths_log10", "shortest_path", "longest_path", "effective_depth", "ratio",
+            "min_block_gain", "max_block_gain", "max_block_jacobian", "dead_fraction"}
+
+_MD_ESCAPES = {
+    "\\": "\\\\", "`": "\\`", "|": "\\|", "*": "\\*", "_": "\\_", "[": "\\[", "]": "\\]",
+    "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;",
+}
+
+
+def md_escape(text: str) -> str:
+    """One table cell's text, safe in GitHub Markdown: no HTML, no code spans, no column break.
+
+    >>> md_escape('a|b <script>`x`</script>\\nnext')
+    'a\\\\|b &lt;script&gt;\\\\`x\\\\`&lt;/script&gt; next'
+    """
+    s = " ".join(text.replace("\r", "\n").split("\n"))
+    return "".join(_MD_ESCAPES.get(ch, ch) for ch in s)
+
+
+def _table(head: list[str], align: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(md_escape(h) for h in head) + " |",
+           "| " + " | ".join("---:" if a == "r" else "---" for a in align) + " |"]
+    out += ["| " + " | ".join(md_escape(c) for c in r) + " |" for r in rows]
+    return out
+
+
+def render_rows(table: StabilityTable) -> str:
+    """Only the per-model table (what ``docs/stability-table.md`` embeds)."""
+    head = [h for _, h in table.columns()]
+    align = ["r" if k in _NUMERIC else "l" for k, _ in table.columns()]
+    rows = [[cell(r, k) for k, _ in table.columns()] for r in table.rows]
+    return "\n".join(_table(head, align, rows)) + "\n"
+
+
+def render_seed(table: StabilityTable) -> str:
+    """Only the seed comparison table."""
+    head = ["seed row", "claims", "claimed reason", "models", "measured", "vs seed"]
+    rows = [[c.row, verdict_label(c.claimed_verdict), c.claimed_reason, ", ".join(c.models) or "-",
+             ", ".join(verdict_label(v) for v in c.measured) or "-", c.agreement]
+            for c in table.seed_comparison()]
+    return "\n".join(_table(head, ["l"] * len(head), rows)) + "\n"
+
+
+def render(table: StabilityTable) -> str:
+    lines = ["### Stability table", ""]
+    if table.numeric:
+        opts = ", ".join(f"{k} {md_escape(str(v))}" for k, v in sorted(table.numeric_options.items())
+                         if v is not None)
+        lines.append(f"Measured by graphpath's numeric backward pass ({opts or 'default options'}). "
+                     "Verdicts: ❌ unstable (vanishing, exploding or non-finite), ⚠️ moderate, "
+                     "✅ stable, ✅✅ very stable.")
+    else:
+        lines.append("Static columns only; the measured columns and verdicts need `--numeric`.")
+    lines.append("")
+    lines.append(render_rows(table))
+    lines += ["### Seed 000 §18.2 against graphpath", ""]
+    lines.append(render_seed(table))
+    return "\n".join(lines)

@@ -1,0 +1,103 @@
+"""Stability-table fixtures: the CLI group, the reference models' static reports, fake numeric
+reports shaped like ``NumericReport.to_dict()``, and a model whose names try to break out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from graphpath.cli import GraphpathGroup
+from graphpath.cli_report import report
+from graphpath.table import StabilityTable, build_row, make_table
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ROOT / "models"
+MODEL_FILES = sorted(MODELS.glob("*.onnx"))
+
+#: Names that must come out escaped in HTML and Markdown.
+EVIL = 'x<script>alert("1")</script>|a`b`\nc&d\'e'
+
+
+@pytest.fixture
+def report_cli() -> click.Group:
+    @click.group(cls=GraphpathGroup)
+    def cli() -> None:
+        pass
+
+    cli.add_command(report)
+    return cli
+
+
+@pytest.fixture(scope="session")
+def static_reports() -> dict[str, dict[str, Any]]:
+    from graphpath.analysis import analyze
+
+    return {p.name: analyze(p).to_dict() for p in MODEL_FILES}
+
+
+def fake_numeric(verdict: str, ratio: float, *, blocks: tuple[tuple[str, float, float | None], ...] = (
+                 ("stage 1", 0.8, 1.7), ("stage 2", 2.5, 3.1)), dead: tuple[int, int] = (5, 1000),
+                 curve: tuple[tuple[int, float], ...] = ((1, 0.01), (2, 0.05), (3, 0.3))) -> dict[str, Any]:
+    """A numeric dict shaped like ``NumericReport.to_dict()`` (only what the table reads, and a
+    few of the rest)."""
+    return {
+        "model": "fake.onnx",
+        "verdict": {"value": verdict, "reason": f"ratio = {ratio}", "thresholds": {}},
+        "ratio": {"value": ratio, "rms": ratio, "first_units": ["c0"], "last": "raw head tensors (the probe)"},
+        "blocks": {"source": "fake", "items": [
+            {"name": n, "kind": "stage", "entry": "a", "exit": "b", "gain": g, "jacobian_sigma_lower_bound": s,
+             "iterations": 20, "last_change": 0.001, "note": ""} for n, g, s in blocks]},
+        "dead": {"silu": {"dead": dead[0], "total": dead[1], "fraction": dead[0] / dead[1], "units": 3}},
+        "curve": [{"unit": f"u{d}", "tensor": f"t{d}", "depth": d, "rel_grad_norm": g, "numel": 10}
+                  for d, g in curve],
+        "options": {"probes": 2, "seed": 0},
+    }
+
+
+#: A fake numeric outcome per generation: some agree with the seed, some do not.
+FAKE_BY_GENERATION: dict[str, tuple[str, float]] = {
+    "v1": ("vanishing", 2e-4), "v2": ("moderate", 0.05), "v3": ("vanishing", 0.0004), "v4": ("stable", 0.3),
+    "v5": ("stable", 0.2), "yolox": ("stable", 0.4), "v6": ("moderate", 0.07), "v7": ("very stable", 0.9),
+    "v8": ("vanishing", 3e-4), "v9": ("exploding", 2e3), "v10": ("stable", 0.2), "v11": ("stable", 0.3),
+    "v12": ("nan", float("nan")),
+}
+
+
+@pytest.fixture(scope="session")
+def sample_table(static_reports: dict[str, dict[str, Any]]) -> StabilityTable:
+    rows = []
+    for rep in static_reports.values():
+        gen = rep["fingerprint"]["generation"]
+        v, r = FAKE_BY_GENERATION[gen]
+        rows.append(build_row(rep, fake_numeric(v, r)))
+    return make_table(rows, numeric=True, numeric_options={"probes": 2, "seed": 0})
+
+
+def evil_model() -> onnx.ModelProto:
+    """Two convs and a residual add whose node, tensor and graph names hold ``EVIL``."""
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array((rng.standard_normal((4, 4, 3, 3)) * 0.3).astype(np.float32), "w1" + EVIL)
+    w2 = numpy_helper.from_array((rng.standard_normal((4, 4, 3, 3)) * 0.3).astype(np.float32), "w2" + EVIL)
+    nodes = [
+        helper.make_node("Conv", ["images", w1.name], ["c1" + EVIL], name="conv1" + EVIL, kernel_shape=[3, 3],
+                         pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1" + EVIL], ["r1" + EVIL], name="relu" + EVIL),
+        helper.make_node("Conv", ["r1" + EVIL, w2.name], ["c2" + EVIL], name="conv2" + EVIL, kernel_shape=[3, 3],
+                         pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["images", "c2" + EVIL], ["out" + EVIL], name="add" + EVIL),
+    ]
+    graph = helper.make_graph(
+        nodes, "graph" + EVIL,
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("out" + EVIL, TensorProto.FLOAT, [1, 4, 8, 8])],
+        initializer=[w1, w2],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="p" + EVIL)
+    model.ir_version = 8
+    return model

@@ -1,0 +1,59 @@
+"""Names from the model (file, nodes, tensors, numeric block labels, error text) come out
+escaped in HTML and Markdown."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import onnx
+import pytest
+
+from graphpath.analysis import analyze
+from graphpath.formats.table_registry import get_table_renderer
+from graphpath.table import StabilityTable, build_row, make_table
+from tests.report.conftest import EVIL, evil_model, fake_numeric
+
+
+@pytest.fixture
+def evil_table(tmp_path: Path) -> StabilityTable:
+    path = tmp_path / "m<script>x|y`z.onnx"
+    onnx.save(evil_model(), str(path))
+    rep = analyze(path).to_dict()
+    num = fake_numeric("vanishing", 1e-4, blocks=((EVIL, 0.5, 1.0), ("b2" + EVIL, 2.0, None)))
+    rows = [build_row(rep, num), build_row(rep, None, numeric_error="unsupported op in node " + EVIL)]
+    return make_table(rows, numeric=True, numeric_options={"note": EVIL})
+
+
+def test_markdown_escapes_model_strings(evil_table: StabilityTable) -> None:
+    md = get_table_renderer("md")(evil_table)
+    assert "<script" not in md and "</script" not in md
+    assert "&lt;script&gt;" in md
+    table_lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
+    width = len(re.split(r"(?<!\\)\|", table_lines[0]))
+    for ln in table_lines:
+        if "seed row" in ln:
+            width = len(re.split(r"(?<!\\)\|", ln))
+        assert len(re.split(r"(?<!\\)\|", ln)) == width, ln
+        assert not re.search(r"(?<!\\)`", ln), ln
+    assert "m&lt;script&gt;x\\|y\\`z.onnx" in md
+
+
+def test_html_escapes_model_strings(evil_table: StabilityTable) -> None:
+    out = get_table_renderer("html")(evil_table)
+    assert "<script" not in out
+    assert "&lt;script&gt;" in out
+    assert 'alert("1")' not in out
+    for svg in re.findall(r"<svg.*?</svg>", out, flags=re.S):
+        import xml.etree.ElementTree as ET
+
+        ET.fromstring(svg)
+
+
+def test_text_and_csv_keep_names_verbatim(evil_table: StabilityTable) -> None:
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(get_table_renderer("csv")(evil_table))))
+    assert rows[0]["model"] == "m<script>x|y`z.onnx"
+    assert EVIL.replace("\n", " ") in rows[1]["reason"]

@@ -1,0 +1,157 @@
+"""Every registered table format renders; the numbers agree across formats; HTML and JSON are
+valid; output is deterministic."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sys
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+
+import jsonschema
+import pytest
+
+from graphpath.formats.table_json import schema
+from graphpath.formats.table_registry import TABLE_FORMATS, get_table_renderer
+from graphpath.table import COLUMNS, StabilityTable
+
+NUMBER_COLUMNS = ("units", "depth", "paths_log10", "shortest_path", "longest_path", "effective_depth", "ratio",
+                  "min_block_gain", "max_block_gain", "max_block_jacobian", "dead_fraction")
+
+
+@pytest.mark.parametrize("fmt", list(TABLE_FORMATS))
+def test_every_registered_format_renders(sample_table: StabilityTable, fmt: str) -> None:
+    out = get_table_renderer(fmt)(sample_table)
+    assert out.endswith("\n")
+    for r in sample_table.rows:
+        assert r.model in out
+    assert out == get_table_renderer(fmt)(sample_table)
+
+
+def test_unknown_format_is_refused() -> None:
+    with pytest.raises(KeyError):
+        get_table_renderer("pdf")
+
+
+def md_table(md: str) -> list[dict[str, str]]:
+    """The first Markdown table of ``md`` as dicts keyed by column key (via the headers)."""
+    table: list[str] = []
+    for ln in md.splitlines():
+        if ln.startswith("| "):
+            table.append(ln)
+        elif table:
+            break
+    cells = [[c.strip() for c in re.split(r"(?<!\\)\|", ln.strip())[1:-1]] for ln in table]
+    by_header = {h: k for k, h in COLUMNS}
+    keys = [by_header[h] for h in cells[0]]
+    for row in cells[2:]:
+        assert len(row) == len(keys), row
+    return [dict(zip(keys, row, strict=True)) for row in cells[2:]]
+
+
+def test_same_numbers_in_md_json_csv(sample_table: StabilityTable) -> None:
+    md = md_table(get_table_renderer("md")(sample_table))
+    js = json.loads(get_table_renderer("json")(sample_table))["rows"]
+    cs = list(csv.DictReader(io.StringIO(get_table_renderer("csv")(sample_table))))
+    assert len(md) == len(js) == len(cs) == len(sample_table.rows)
+    assert set(md[0]) == {k for k, _ in COLUMNS}
+    for m, j, c in zip(md, js, cs, strict=True):
+        assert m["model"] == j["model"].replace("_", "\\_") and c["model"] == j["model"]
+        for k in NUMBER_COLUMNS:
+            jv = j[k]
+            if jv is None:
+                assert c[k] == "" and m[k] in ("n/a", "-")
+                continue
+            assert float(c[k]) == jv
+            assert float(m[k]) == pytest.approx(jv, rel=5e-3, abs=0.051), (k, m, jv)
+        assert c["verdict"] == j["verdict"] and j["verdict"] in m["verdict"]
+        assert c["seed_agreement"] == j["seed"]["agreement"] == m["seed_agreement"]
+
+
+def test_static_renderings_leave_out_the_measured_columns(static_reports: dict[str, dict]) -> None:
+    from graphpath.table import MEASURED_COLUMNS, build_row, make_table
+
+    table = make_table([build_row(r, None) for r in static_reports.values()])
+    md = md_table(get_table_renderer("md")(table))
+    assert not set(md[0]) & set(MEASURED_COLUMNS)
+    assert {m["verdict"] for m in md} == {"not measured"}
+    text = get_table_renderer("text")(table)
+    assert "not measured" in text and "grad ratio" not in text
+
+
+def test_json_validates_against_the_shipped_schema(sample_table: StabilityTable) -> None:
+    doc = json.loads(get_table_renderer("json")(sample_table))
+    jsonschema.Draft202012Validator.check_schema(schema())
+    jsonschema.validate(doc, schema(), cls=jsonschema.Draft202012Validator)
+    static = StabilityTable(rows=tuple(r for r in sample_table.rows), numeric=False)
+    jsonschema.validate(json.loads(get_table_renderer("json")(static)), schema(),
+                        cls=jsonschema.Draft202012Validator)
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str | None]] = []
+        self.stack: list[str] = []
+        self.void = {"meta", "br", "img", "link", "hr", "input"}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attrs += attrs
+        if tag not in self.void:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attrs += attrs
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1] == tag, (tag, self.stack[-5:])
+        self.stack.pop()
+
+
+def test_html_is_one_self_contained_valid_file(sample_table: StabilityTable) -> None:
+    pytest.importorskip("matplotlib")
+    out = get_table_renderer("html")(sample_table)
+    p = _Collector()
+    p.feed(out)
+    p.close()
+    assert not p.stack
+    assert "script" not in p.tags and "link" not in p.tags and "img" not in p.tags
+    for name, value in p.attrs:
+        if name in ("src", "href", "xlink:href") and value:
+            assert not re.match(r"[a-z]+:", value) or value.startswith("#"), (name, value)
+    assert not re.search(r"url\(\s*['\"]?https?:", out)
+    assert not re.search(r"\b(src|href)\s*=\s*['\"]?https?:", out)
+    svgs = re.findall(r"<svg.*?</svg>", out, flags=re.S)
+    assert len(svgs) == 3
+    for svg in svgs:
+        root = ET.fromstring(svg)
+        assert root.tag.endswith("svg")
+        assert any(el.tag.endswith("path") for el in root.iter())
+    assert out == get_table_renderer("html")(sample_table)
+
+
+def test_html_without_matplotlib_still_renders(sample_table: StabilityTable,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = get_table_renderer("html")(sample_table)
+    assert "<svg" not in out
+    assert "graphpath[report]" in out and "gradient norm versus depth" in out
+    p = _Collector()
+    p.feed(out)
+    assert not p.stack
+
+
+def test_static_html_plots_path_lengths_only(static_reports: dict[str, dict]) -> None:
+    pytest.importorskip("matplotlib")
+    from graphpath.table import build_row, make_table
+
+    table = make_table([build_row(r, None) for r in static_reports.values()])
+    out = get_table_renderer("html")(table)
+    assert len(re.findall(r"<svg", out)) == 1
+    assert out.count("run with --numeric") == 2

@@ -1,0 +1,95 @@
+"""Rows, the seed's claims and the comparison column."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphpath.table import (
+    GENERATION_ORDER,
+    NUMERIC_TO_TABLE,
+    SEED_CLAIMS,
+    SEED_ROWS,
+    StabilityTable,
+    build_row,
+    make_table,
+)
+from tests.report.conftest import fake_numeric
+
+
+def test_seed_claims_cover_every_seed_row() -> None:
+    labels = [label for label, _ in SEED_ROWS]
+    assert labels == ["v1", "v2", "v3", "v4", "v5", "YOLOX", "v6", "v7", "v8", "v9", "v10", "v11–12"]
+    assert set(SEED_CLAIMS) == set(GENERATION_ORDER)
+    claimed = {label: SEED_CLAIMS[gens[0]].verdict for label, gens in SEED_ROWS}
+    assert claimed == {
+        "v1": "unstable", "v2": "moderate", "v3": "stable", "v4": "stable", "v5": "very stable",
+        "YOLOX": "stable", "v6": "stable", "v7": "very stable", "v8": "stable", "v9": "very stable",
+        "v10": "stable", "v11–12": "stable",
+    }
+
+
+def test_every_reference_generation_maps_to_a_seed_row(static_reports: dict[str, dict[str, Any]]) -> None:
+    gens = {rep["fingerprint"]["generation"] for rep in static_reports.values()}
+    assert gens == set(GENERATION_ORDER)
+
+
+def test_seed_comparison_filled_for_every_seed_row(sample_table: StabilityTable) -> None:
+    comp = sample_table.seed_comparison()
+    assert [c.row for c in comp] == [label for label, _ in SEED_ROWS]
+    for c in comp:
+        assert c.models, c.row
+        assert c.agreement in ("agree", "disagree", "mixed"), c
+        assert len(c.measured) == len(c.models)
+    for r in sample_table.rows:
+        assert r.seed_row is not None
+        assert r.seed_agreement in ("agree", "disagree")
+        if r.seed_agreement == "disagree":
+            assert r.reason.startswith(f"seed claims {r.seed_verdict} for {r.seed_row}"), r.reason
+            assert "measured at these weights: ratio" in r.reason
+
+
+def test_numeric_verdicts_map_onto_table_verdicts() -> None:
+    rep = {"model": {"file_name": "m.onnx"}, "fingerprint": {"generation": "v3", "confidence": 0.9},
+           "block_counts": {"residual": 23}}
+    for nv, tv in NUMERIC_TO_TABLE.items():
+        row = build_row(rep, fake_numeric(nv, 1.0))
+        assert row.verdict == tv
+    row = build_row(rep, fake_numeric("vanishing", 0.02))
+    assert row.verdict == "unstable" and row.seed_agreement == "disagree"
+    assert "seed claims stable for v3 (residual bounds the gradient)" in row.reason
+    assert "measured at these weights: ratio 0.02 → vanishing" in row.reason
+    assert row.verdict_label == "❌ unstable"
+    assert row.min_block_gain == 0.8 and row.max_block_gain == 2.5 and row.max_block_jacobian == 3.1
+    assert row.dead_fraction == 0.005
+
+
+def test_static_only_rows_say_not_measured(static_reports: dict[str, dict[str, Any]]) -> None:
+    row = build_row(static_reports["yolov8n.onnx"], None)
+    assert row.verdict == "not measured" and row.seed_agreement == "not measured"
+    assert row.architecture == "C2f + SPPF + PAN + DFL"
+    assert row.ratio is None and row.curve == ()
+    assert row.shortest_path is not None and row.longest_path is not None
+    assert row.shortest_path <= row.effective_depth <= row.longest_path  # type: ignore[operator]
+
+
+def test_missing_sections_and_odd_numeric_values_never_crash() -> None:
+    row = build_row({}, {"verdict": "stable", "ratio": "nan", "blocks": None, "dead": {"relu": "x"}, "curve": [1]})
+    assert row.model == "?" and row.generation == "unknown" and row.verdict == "stable"
+    assert row.ratio is None and row.min_block_gain is None and row.seed_agreement == "no seed row"
+    row = build_row({"model": {"file_name": "m"}}, None, numeric_error="parity refused")
+    assert row.verdict == "n/a" and "numeric pass failed: parity refused" in row.reason
+
+
+def test_rows_come_in_generation_order_whatever_the_input_order(static_reports: dict[str, dict[str, Any]]) -> None:
+    rows = [build_row(r, None) for r in static_reports.values()]
+    a = make_table(rows).rows
+    b = make_table(list(reversed(rows))).rows
+    assert [r.generation for r in a] == [r.generation for r in b]
+    assert [r.generation for r in a][0] == "v1" and [r.generation for r in a][-1] == "v12"
+    assert [r.model for r in make_table(rows, order="input").rows] == [r.model for r in rows]
+
+
+def test_every_numeric_verdict_has_a_table_verdict() -> None:
+    from graphpath.numeric.metrics import VERDICTS
+
+    assert set(VERDICTS) == set(NUMERIC_TO_TABLE)
