@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,8 @@ class AnalyzeOptions:
     #: ``--from`` / ``--to`` of ``graphpath paths``: a source unit and one output.
     path_source: str | None = None
     path_target: str | None = None
+    #: :class:`~graphpath.numeric.backward.BackwardOptions` to run the numeric pass (``None``: off).
+    numeric: Any = None
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,10 @@ def auxiliary_outputs(layers: LayerGraph, blocks: tuple[BlockMatch, ...]) -> tup
     )
 
 
-def analyze(path: str | os.PathLike[str], options: AnalyzeOptions | None = None) -> Report:
-    """Load ``path`` and build its report.
+def analyze(path: str | os.PathLike[str], options: AnalyzeOptions | None = None, *,
+            progress: Callable[[int, int, str], None] | None = None) -> Report:
+    """Load ``path`` and build its report (``progress(done, total, label)`` follows the numeric
+    pass when there is one).
 
     Raises:
         GraphpathError: the model cannot be read or is invalid.
@@ -99,4 +104,8 @@ def analyze(path: str | os.PathLike[str], options: AnalyzeOptions | None = None)
             layers, source=opts.path_source, target=opts.path_target, auxiliary=aux)))
     if found is not None:
         sections.extend(found.sections())
+    if opts.numeric is not None:
+        from graphpath.numeric.backward import run_backward
+
+        sections.append(("numeric", run_backward(path, opts.numeric, progress=progress)))
     return Report(model=summarize_model(graph), layers=summarize_layers(layers), sections=tuple(sections))

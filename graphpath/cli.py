@@ -7,15 +7,17 @@ input error, 3 internal error. Heavy modules are imported inside the commands so
 
 from __future__ import annotations
 
-import os
-import tempfile
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from graphpath import __version__
+from graphpath.cli_numeric import backward_options, numeric_options
+from graphpath.cli_progress import progress_reporter
+from graphpath.fileio import atomic_write
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -27,15 +29,7 @@ def write_output(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    target = output.resolve()
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(output, text)
 
 
 def _output_option(f: Callable[..., None]) -> Callable[..., None]:
@@ -86,12 +80,18 @@ def cli() -> None:
 @_model_argument
 @click.option("--format", "fmt", type=click.Choice(TEXT_FORMATS), default="text", show_default=True)
 @_output_option
-def analyze(model: Path, fmt: str, output: Path | None) -> None:
-    """Summarise MODEL: interface, ops, parameters, layer view and depth."""
+@click.option("--numeric", is_flag=True, help="Also run the numeric backward pass (torch extra).")
+@numeric_options
+def analyze(model: Path, fmt: str, output: Path | None, numeric: bool, **numeric_values: Any) -> None:
+    """Summarise MODEL: interface, ops, parameters, layer view and depth, gradient paths,
+    blocks and generation; with --numeric, the measured gradient flow too."""
+    from graphpath.analysis import AnalyzeOptions
     from graphpath.analysis import analyze as run
     from graphpath.formats import get_renderer
 
-    report = run(model)
+    options = AnalyzeOptions(numeric=backward_options(**numeric_values) if numeric else None)
+    with progress_reporter(1, quiet=not numeric, min_models=1, prefix="graphpath analyze") as progress:
+        report = run(model, options, progress=progress)
     write_output(get_renderer(fmt)(report), output)
 
 
@@ -161,9 +161,11 @@ def zoo_build(names: tuple[str, ...], out_dir: Path, width: float | None, imgsz:
 def _add_commands() -> None:
     # Commands that live in their own modules (importing them loads no heavy dependency).
     from graphpath.cli_audit import audit, rules
+    from graphpath.cli_numeric import backward
+    from graphpath.cli_report import report
 
-    cli.add_command(audit)
-    cli.add_command(rules)
+    for command in (backward, report, audit, rules):
+        cli.add_command(command)
 
 
 _add_commands()

@@ -8,54 +8,12 @@ nothing with ``--quiet``. Heavy modules load inside the command.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
+from graphpath.cli_progress import progress_reporter
 from graphpath.formats.table_registry import TABLE_FORMATS
-
-Progress = Callable[[int, int, str], None]
-
-
-def _stderr_is_tty() -> bool:
-    return sys.stderr.isatty()
-
-
-@contextmanager
-def progress_reporter(total_models: int, *, quiet: bool) -> Iterator[Progress | None]:
-    """A ``progress(done, total, label)`` callback for :func:`graphpath.table.report_models`.
-
-    Single-model runs and ``--quiet`` get none; a terminal gets a rich progress bar on stderr;
-    anything else gets one plain line per finished step on stderr.
-    """
-    if quiet or total_models < 2:
-        yield None
-        return
-    if not _stderr_is_tty():
-        last = [-1]
-
-        def plain(done: int, total: int, label: str) -> None:
-            if done != last[0]:  # one line per finished step, not per numeric sub-step
-                last[0] = done
-                click.echo(f"graphpath report: [{done}/{total}] {label}", err=True)
-
-        yield plain
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as bar:
-        task = bar.add_task("analysing", total=None)
-
-        def update(done: int, total: int, label: str) -> None:
-            bar.update(task, completed=done, total=total, description=label)
-
-        yield update
 
 
 @click.command()

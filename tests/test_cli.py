@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -115,3 +116,38 @@ def test_module_entry_point_runs(write_model):
     out = subprocess.run([sys.executable, "-m", "graphpath", "analyze", str(write_model(RESIDUAL))],
                          capture_output=True, text=True)
     assert out.returncode == 0 and "Layer view" in out.stdout
+
+
+def test_numeric_option_mirrors_match_the_numeric_package():
+    pytest.importorskip("torch")
+    from graphpath.cli_numeric import BACKENDS, REINIT
+    from graphpath.numeric.backends import BACKEND_CHOICES
+    from graphpath.numeric.backward import REINIT_SCHEMES
+
+    assert BACKENDS == BACKEND_CHOICES and REINIT == REINIT_SCHEMES
+
+
+def test_backward_and_analyze_numeric_on_a_residual_model(write_model):
+    pytest.importorskip("torch")
+    import json
+
+    path = write_model(RESIDUAL)
+    res = run("backward", str(path), "--probes", "1", "--format", "json", "-q")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["verdict"]["value"] in ("vanishing", "exploding", "moderate", "stable", "very stable")
+    assert data["parity"]["ok"] is True
+    res = run("analyze", str(path), "--numeric", "--probes", "1", "--format", "json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["numeric"]["verdict"] == data["verdict"]
+    res = run("analyze", str(path), "--numeric", "--probes", "1")
+    assert res.exit_code == 0 and "stability:" in res.stdout
+
+
+def test_output_file_is_an_ordinary_file(write_model, tmp_path):
+    out = tmp_path / "report.json"
+    res = run("analyze", str(write_model(RESIDUAL)), "--format", "json", "-o", str(out))
+    assert res.exit_code == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask

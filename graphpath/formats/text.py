@@ -74,4 +74,15 @@ def render(report: Report, width: int = 100) -> str:
         from graphpath.formats.blocks_text import render_structure
 
         out += "\nStructure\n" + render_structure(report.to_dict(), max_lines=60)
+    numeric = report.section("numeric")
+    if numeric is not None:
+        from graphpath.formats.numeric_text import render_numeric_text
+
+        out += "\nGradient flow (numeric)\n" + render_numeric_text(numeric)
+    if report.section("fingerprint") is not None:
+        from graphpath.formats.table_text import render_row_text
+        from graphpath.table import build_row
+
+        data = report.to_dict()
+        out += "\n" + render_row_text(build_row(data, data.get("numeric"))) + "\n"
     return out

@@ -10,12 +10,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from graphpath.errors import GraphpathError, MissingExtraError
+from graphpath.fileio import atomic_write
 
 #: Builder modules, in the order of the seed's stability table (v1 … v12, YOLOX after v5).
 FAMILY_MODULES = ("darknet", "v5_yolox", "v6", "v7", "ultralytics", "v9", "v10", "v11_v12")
@@ -57,17 +56,6 @@ def select(names: tuple[str, ...] | list[str]) -> list[Any]:
     return [specs[n] for n in names] if names else list(specs.values())
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_models(
     names: tuple[str, ...] | list[str], out_dir: Path,
     width: float | None = None, imgsz: int | None = None,
@@ -85,7 +73,7 @@ def build_models(
         raise GraphpathError(f"--width must be in (0, 4], got {width}")
     specs = select(names)
     out_dir.mkdir(parents=True, exist_ok=True)
-    entries = [build(spec, out_dir, width=width, imgsz=imgsz, write=_atomic_write) for spec in specs]
+    entries = [build(spec, out_dir, width=width, imgsz=imgsz, write=atomic_write) for spec in specs]
     manifest_path = out_dir / MANIFEST_NAME
     manifest = read_manifest(manifest_path) if manifest_path.exists() else {}
     models = {m["name"]: m for m in manifest.get("models", [])}
@@ -99,7 +87,7 @@ def build_models(
         "models": sorted(models.values(), key=lambda m: (rank.get(m["name"], len(rank)), m["name"])),
     }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    _atomic_write(manifest_path, text.encode("utf-8"))
+    atomic_write(manifest_path, text)
     return entries
 
 

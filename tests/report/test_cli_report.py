@@ -26,7 +26,7 @@ def test_progress_on_stderr_for_multi_model_runs(report_cli: click.Group) -> Non
 
 
 def test_rich_progress_bar_on_a_terminal(report_cli: click.Group, monkeypatch: pytest.MonkeyPatch) -> None:
-    import graphpath.cli_report as cr
+    import graphpath.cli_progress as cr
 
     monkeypatch.setattr(cr, "_stderr_is_tty", lambda: True)
     res = CliRunner().invoke(report_cli, ["report", *TWO, "--format", "csv"])
