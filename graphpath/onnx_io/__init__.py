@@ -1,0 +1,572 @@
+"""The one door to ONNX: every ``import onnx`` in graphpath lives in this package (ruff bans it
+elsewhere); :mod:`graphpath.onnx_io.training` holds the rewrites for onnxruntime-training.
+
+:func:`load` reads a model without its external data, checks it, and returns the op view
+(:class:`~graphpath.graph.ModelGraph`). Parameter counts and bytes come from initializer
+metadata. External data is read only by :func:`read_arrays`, and only from inside the model's
+folder.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import helper, numpy_helper
+
+from graphpath.errors import GraphpathError
+from graphpath.graph import ModelGraph, OpNode, Param, Shape, SubgraphInfo, TensorInfo
+from graphpath.ops import DTYPE_BYTES, SHAPE_OPS
+
+__all__ = ["load", "load_proto", "read_arrays", "model_bytes", "model_bytes_with_outputs", "onnx_version"]
+
+#: Ops through which an initializer keeps its identity (aliasing, dequantisation, casts).
+_PASSTHROUGH_STATIC = frozenset(
+    {"Identity", "Cast", "DequantizeLinear", "Reshape", "Transpose", "Unsqueeze", "Squeeze"}
+)
+
+_STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training"})
+
+
+def onnx_version() -> str:
+    return str(onnx.__version__)
+
+
+def _dtype_name(elem_type: int) -> str:
+    try:
+        return str(onnx.TensorProto.DataType.Name(elem_type))
+    except ValueError:
+        return f"UNKNOWN({elem_type})"
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise GraphpathError(f"{path}: no such file")
+    if path.is_dir():
+        raise GraphpathError(f"{path}: is a directory, not an ONNX file")
+    if not path.is_file():
+        raise GraphpathError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise GraphpathError(f"{path}: empty file, not an ONNX model")
+
+
+def load_proto(path: str | os.PathLike[str]) -> onnx.ModelProto:
+    """Parse ``path`` without external data and check the basics (IR version, graph present).
+
+    Raises:
+        GraphpathError: the file is missing, empty, not an ONNX model, truncated, or of an
+            unsupported IR version.
+    """
+    p = Path(path)
+    _check_file(p)
+    try:
+        with p.open("rb") as fh:
+            model = onnx.load(fh, load_external_data=False)
+    except DecodeError as exc:
+        raise GraphpathError(f"{p}: not a valid ONNX protobuf (truncated or corrupt): {exc}") from None
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise GraphpathError(f"{p}: cannot read as ONNX: {exc}") from None
+    if model.ir_version <= 0 or not model.HasField("graph"):
+        raise GraphpathError(f"{p}: not an ONNX model (no IR version or no graph)")
+    if model.ir_version > onnx.IR_VERSION:
+        raise GraphpathError(
+            f"{p}: IR version {model.ir_version} is newer than this onnx ({onnx.__version__}) "
+            f"supports (IR {onnx.IR_VERSION}); upgrade onnx"
+        )
+    if not model.graph.node and not model.graph.output:
+        raise GraphpathError(f"{p}: the graph has no nodes and no outputs")
+    _check_external_locations(model, p.parent)
+    return model
+
+
+def _external_location(tensor: onnx.TensorProto) -> str | None:
+    if tensor.data_location != onnx.TensorProto.EXTERNAL:
+        return None
+    for entry in tensor.external_data:
+        if entry.key == "location":
+            return str(entry.value)
+    return ""
+
+
+def _all_tensors(graph: onnx.GraphProto) -> Iterable[onnx.TensorProto]:
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                yield attr.t
+            elif attr.type == onnx.AttributeProto.GRAPH:
+                yield from _all_tensors(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    yield from _all_tensors(g)
+
+
+def _safe_external_path(base: Path, location: str, tensor_name: str) -> Path:
+    """Resolve an external-data location, refusing anything that leaves ``base``."""
+    if not location:
+        raise GraphpathError(f"tensor {tensor_name!r}: external data without a location")
+    if os.path.isabs(location) or location.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", location):
+        raise GraphpathError(
+            f"tensor {tensor_name!r}: external data location {location!r} is an absolute path; "
+            "refusing to read outside the model's folder"
+        )
+    parts = re.split(r"[\\/]", location)
+    if ".." in parts:
+        raise GraphpathError(
+            f"tensor {tensor_name!r}: external data location {location!r} leaves the model's "
+            "folder; refusing"
+        )
+    candidate = base / location
+    # Walk every component: a symlink anywhere on the way could point outside.
+    walk = base
+    for part in parts:
+        if part in ("", "."):
+            continue
+        walk = walk / part
+        if walk.is_symlink():
+            raise GraphpathError(
+                f"tensor {tensor_name!r}: external data location {location!r} is a symlink; "
+                "refusing to follow it"
+            )
+    real_base = base.resolve()
+    real = candidate.resolve()
+    if real != real_base and real_base not in real.parents:
+        raise GraphpathError(
+            f"tensor {tensor_name!r}: external data location {location!r} resolves outside "
+            "the model's folder; refusing"
+        )
+    return candidate
+
+
+def _check_external_locations(model: onnx.ModelProto, base: Path) -> None:
+    for tensor in _all_tensors(model.graph):
+        loc = _external_location(tensor)
+        if loc is not None:
+            _safe_external_path(base, loc, tensor.name)
+
+
+# --------------------------------------------------------------------------- attributes
+
+
+def _attr_value(attr: onnx.AttributeProto) -> Any:
+    if attr.type == onnx.AttributeProto.GRAPH:
+        return _subgraph_info(attr.name, [attr.g])
+    if attr.type == onnx.AttributeProto.GRAPHS:
+        return _subgraph_info(attr.name, list(attr.graphs))
+    if attr.type == onnx.AttributeProto.TENSOR:
+        if _external_location(attr.t) is not None:
+            return None  # read on demand by read_arrays
+        return numpy_helper.to_array(attr.t)
+    value = helper.get_attribute_value(attr)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, list):
+        if value and isinstance(value[0], onnx.TensorProto):
+            return tuple(numpy_helper.to_array(t) for t in value)
+        return tuple(v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v for v in value)
+    if isinstance(value, (onnx.TypeProto, onnx.SparseTensorProto)):
+        return str(value)
+    return value
+
+
+def _count_ops(graphs: Iterable[onnx.GraphProto], hist: Counter[str]) -> int:
+    total = 0
+    for g in graphs:
+        for node in g.node:
+            hist[node.op_type] += 1
+            total += 1
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    total += _count_ops([attr.g], hist)
+                elif attr.type == onnx.AttributeProto.GRAPHS:
+                    total += _count_ops(attr.graphs, hist)
+    return total
+
+
+def _subgraph_info(name: str, graphs: list[onnx.GraphProto]) -> SubgraphInfo:
+    hist: Counter[str] = Counter()
+    total = _count_ops(graphs, hist)
+    return SubgraphInfo(attr=name, node_count=total, op_histogram=tuple(sorted(hist.items())))
+
+
+def _outer_references(graph: onnx.GraphProto) -> set[str]:
+    """Names a subgraph reads from the enclosing scope (implicit inputs of its node)."""
+    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    used: set[str] = set()
+    for node in graph.node:
+        used.update(n for n in node.input if n)
+        for attr in node.attribute:
+            subs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+            for sub in subs:
+                used |= _outer_references(sub)
+        defined.update(node.output)
+    return used - defined
+
+
+# --------------------------------------------------------------------------- scopes
+
+
+_TS_NAME = re.compile(r"^/(.+)/[^/]+$")
+
+
+def _scope(node: onnx.NodeProto) -> str:
+    """Name scope from dynamo ``metadata_props`` or a TorchScript-style ``/a/b/Op`` name."""
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            try:
+                scopes = ast.literal_eval(prop.value)
+            except (ValueError, SyntaxError):
+                continue
+            if isinstance(scopes, (list, tuple)) and scopes:
+                return str(scopes[-1])
+    m = _TS_NAME.match(node.name)
+    if m:
+        return m.group(1).replace("/", ".")
+    return ""
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+def _shape_of(type_proto: onnx.TypeProto) -> Shape | None:
+    if not type_proto.HasField("tensor_type"):
+        return None
+    tt = type_proto.tensor_type
+    if not tt.HasField("shape"):
+        return None
+    dims: list[int | str | None] = []
+    for d in tt.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            dims.append(str(d.dim_param))
+        else:
+            dims.append(None)
+    return tuple(dims)
+
+
+def _value_info(vi: onnx.ValueInfoProto) -> TensorInfo:
+    dtype = _dtype_name(vi.type.tensor_type.elem_type) if vi.type.HasField("tensor_type") else "?"
+    return TensorInfo(name=vi.name, dtype=dtype, shape=_shape_of(vi.type))
+
+
+def _infer_shapes(model: onnx.ModelProto) -> tuple[dict[str, Shape], str | None]:
+    """Shapes by tensor name; carries on (with the reason) where inference fails."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+        note = None
+    except Exception as exc:  # onnx raises several unrelated types; any failure means "no shapes"
+        inferred = model
+        note = f"shape inference failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    shapes: dict[str, Shape] = {}
+    g = inferred.graph
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        s = _shape_of(vi.type)
+        if s is not None:
+            shapes[vi.name] = s
+    return shapes, note
+
+
+# --------------------------------------------------------------------------- params
+
+
+def _param(t: onnx.TensorProto, name: str | None = None) -> Param:
+    dtype = _dtype_name(t.data_type)
+    count = math.prod(int(d) for d in t.dims)
+    external = _external_location(t) is not None
+    nbytes = int(math.ceil(count * DTYPE_BYTES.get(dtype, 0)))
+    if external:
+        for entry in t.external_data:
+            if entry.key == "length":
+                nbytes = int(entry.value)
+    return Param(name=name or t.name, shape=tuple(int(d) for d in t.dims), dtype=dtype,
+                 count=count, nbytes=nbytes, external=external)
+
+
+def _constant_tensors(g: onnx.GraphProto) -> dict[str, Param]:
+    """Tensors held by ``Constant`` nodes, by output name. Some exporters (Paddle, older
+    TensorFlow converters) keep every weight in a Constant node instead of an initializer;
+    treating those values as initializers keeps parameter counts and weight detection the
+    same either way (onnxsim-style folding changes nothing)."""
+    out: dict[str, Param] = {}
+    for node in g.node:
+        if node.op_type == "Constant" and node.output and node.output[0]:
+            for attr in node.attribute:
+                if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+                    out[node.output[0]] = _param(attr.t, node.output[0])
+    return out
+
+
+# --------------------------------------------------------------------------- load
+
+
+def load(path: str | os.PathLike[str]) -> ModelGraph:
+    """Load ``path`` into the op view.
+
+    Raises:
+        GraphpathError: unreadable, unsafe or structurally invalid models (one-line message).
+    """
+    p = Path(path)
+    model = load_proto(p)
+    return _build(model, p)
+
+
+def _unique_names(nodes: list[onnx.NodeProto]) -> list[str]:
+    seen: Counter[str] = Counter()
+    names = []
+    for i, node in enumerate(nodes):
+        base = node.name or f"{node.op_type}_{i}"
+        seen[base] += 1
+        names.append(base if seen[base] == 1 else f"{base}#{seen[base] - 1}")
+    return names
+
+
+def _build(model: onnx.ModelProto, path: Path) -> ModelGraph:
+    g = model.graph
+    init_names = {t.name for t in g.initializer}
+    params = {t.name: _param(t) for t in g.initializer}
+    inputs = tuple(_value_info(vi) for vi in g.input if vi.name not in init_names)
+    outputs = tuple(_value_info(vi) for vi in g.output)
+    if not outputs:
+        raise GraphpathError(f"{path}: the graph declares no outputs")
+
+    names = _unique_names(list(g.node))
+    producer: dict[str, int] = {}
+    for i, node in enumerate(g.node):
+        for out in node.output:
+            if not out:
+                continue
+            if out in producer or out in init_names or out in {x.name for x in inputs}:
+                raise GraphpathError(f"{path}: tensor {out!r} is produced more than once")
+            producer[out] = i
+
+    known = init_names | {x.name for x in inputs} | set(producer)
+    node_inputs: list[list[tuple[int, str]]] = []
+    for i, node in enumerate(g.node):
+        reads = [(pos, t) for pos, t in enumerate(node.input) if t]
+        implicit: set[str] = set()
+        for attr in node.attribute:
+            subs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+            for sub in subs:
+                implicit |= _outer_references(sub)
+        reads += [(-1, t) for t in sorted(implicit)]
+        for _, t in reads:
+            if t not in known:
+                raise GraphpathError(
+                    f"{path}: node {names[i]!r} ({node.op_type}) reads tensor {t!r} that no node, "
+                    "input or initializer provides"
+                )
+        node_inputs.append(reads)
+    for o in outputs:
+        if o.name not in known:
+            raise GraphpathError(f"{path}: graph output {o.name!r} is never produced")
+
+    # Order: the file's order if it is topological, else a stable topological sort.
+    order_graph = nx.DiGraph()
+    order_graph.add_nodes_from(range(len(g.node)))
+    for i, reads in enumerate(node_inputs):
+        for _, t in reads:
+            if t in producer:
+                order_graph.add_edge(producer[t], i)
+    try:
+        order = list(nx.lexicographical_topological_sort(order_graph))
+    except nx.NetworkXUnfeasible:
+        cycle = nx.find_cycle(order_graph)
+        members = ", ".join(repr(names[a]) for a, _ in cycle[:4])
+        raise GraphpathError(f"{path}: the graph has a cycle (through {members})") from None
+
+    shapes, shape_note = _infer_shapes(model)
+    static = _static_tensors(g, order, node_inputs, init_names)
+    constants = _constant_tensors(g)
+    params.update(constants)
+    origins = _initializer_origins(g, order, init_names | set(constants))
+
+    dag = nx.DiGraph()
+    for i in order:
+        node = g.node[i]
+        attrs = {a.name: _attr_value(a) for a in node.attribute}
+        op = OpNode(name=names[i], op_type=node.op_type, domain=node.domain,
+                    inputs=tuple(node.input), outputs=tuple(node.output), attrs=attrs)
+        owned: dict[str, Param] = {}
+        for _, t in node_inputs[i]:
+            for src in origins.get(t, ()):
+                owned[src] = params[src]
+        dag.add_node(
+            names[i], op=op, scope=_scope(node), params=tuple(owned.values()),
+            shapes={o: shapes.get(o) for o in node.output if o},
+            implicit=tuple(t for pos, t in node_inputs[i] if pos == -1),
+        )
+    for i in order:
+        for pos, t in node_inputs[i]:
+            if t not in producer:
+                continue
+            u, v = names[producer[t]], names[i]
+            kind = "shape" if t in static else "data"
+            if dag.has_edge(u, v):
+                e = dag.edges[u, v]
+                if t not in e["tensors"]:
+                    e["tensors"] = (*e["tensors"], t)
+                e["positions"] = (*e["positions"], pos)
+                if kind == "data":
+                    e["kind"] = "data"
+            else:
+                dag.add_edge(u, v, tensor=t, tensors=(t,), kind=kind, positions=(pos,),
+                             shape=shapes.get(t))
+
+    opsets = {(o.domain or "ai.onnx"): int(o.version) for o in model.opset_import}
+    custom = sorted({n.domain for n in g.node if n.domain not in _STANDARD_DOMAINS})
+    meta: dict[str, Any] = {
+        "path": str(path),
+        "file_name": path.name,
+        "file_bytes": path.stat().st_size,
+        "producer_name": model.producer_name,
+        "producer_version": model.producer_version,
+        "ir_version": int(model.ir_version),
+        "opsets": dict(sorted(opsets.items())),
+        "custom_domains": custom,
+        "graph_name": g.name,
+        "shape_inference": shape_note or "ok",
+        "external_data": any(p.external for p in params.values()),
+        "metadata_props": {m.key: m.value for m in model.metadata_props},
+    }
+    return ModelGraph(
+        dag=dag, inputs=inputs, outputs=outputs, params=params,
+        shape_tensors=frozenset(static), value_shapes=shapes, meta=meta,
+        producer_of={t: names[i] for t, i in producer.items()},
+    )
+
+
+def _static_tensors(
+    g: onnx.GraphProto, order: list[int], node_inputs: list[list[tuple[int, str]]],
+    init_names: set[str],
+) -> set[str]:
+    """Tensors computed only from shapes, constants and initializers (edge kind ``shape``).
+
+    A node's outputs are static when every input it reads *at a position that carries
+    values* is static; ``Shape``/``Size`` outputs are static whatever they read.
+    """
+    static = set(init_names)
+    for i in order:
+        node = g.node[i]
+        if node.op_type in SHAPE_OPS or all(t in static for _, t in node_inputs[i]):
+            static.update(o for o in node.output if o)
+    return static - init_names
+
+
+def _initializer_origins(g: onnx.GraphProto, order: list[int], init_names: set[str]) -> dict[str, tuple[str, ...]]:
+    """For each tensor, the initializers it is (an alias, cast or dequantisation of)."""
+    origins: dict[str, tuple[str, ...]] = {n: (n,) for n in init_names}
+    for i in order:
+        node = g.node[i]
+        if node.op_type == "Constant":
+            continue
+        if node.op_type in _PASSTHROUGH_STATIC and node.input and node.input[0] in origins:
+            for o in node.output:
+                origins[o] = origins[node.input[0]]
+    return origins
+
+
+# --------------------------------------------------------------------------- data
+
+
+def read_arrays(path: str | os.PathLike[str], names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Initializer values by name, external data read only from inside the model's folder.
+
+    Args:
+        path: the model file.
+        names: only these initializers (all when ``None``).
+    """
+    p = Path(path)
+    model = load_proto(p)
+    wanted = None if names is None else set(names)
+    out: dict[str, np.ndarray] = {}
+    for t in model.graph.initializer:
+        if wanted is not None and t.name not in wanted:
+            continue
+        loc = _external_location(t)
+        if loc is not None:
+            _read_external(p.parent, t, loc)
+        try:
+            out[t.name] = numpy_helper.to_array(t)
+        except Exception as exc:  # malformed tensor payloads surface here
+            raise GraphpathError(f"{p}: cannot decode initializer {t.name!r}: {exc}") from None
+    return out
+
+
+def _read_external(base: Path, tensor: onnx.TensorProto, location: str) -> None:
+    """Fill ``tensor.raw_data`` from its external file after the location check."""
+    file = _safe_external_path(base, location, tensor.name)
+    info: Mapping[str, str] = {e.key: e.value for e in tensor.external_data}
+    offset = int(info.get("offset", 0) or 0)
+    length = info.get("length")
+    if not file.is_file():
+        raise GraphpathError(f"tensor {tensor.name!r}: external data file {location!r} is missing")
+    with file.open("rb") as fh:
+        fh.seek(offset)
+        data = fh.read(int(length)) if length else fh.read()
+    expected = math.ceil(math.prod(int(d) for d in tensor.dims) * DTYPE_BYTES.get(_dtype_name(tensor.data_type), 0))
+    if len(data) < expected:
+        raise GraphpathError(f"tensor {tensor.name!r}: external data file {location!r} is truncated")
+    tensor.raw_data = data
+    tensor.data_location = onnx.TensorProto.DEFAULT
+    del tensor.external_data[:]
+
+
+def model_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The model with external data inlined (for onnxruntime parity runs on < 2 GB models)."""
+    p = Path(path)
+    model = load_proto(p)
+    for t in _all_tensors(model.graph):
+        loc = _external_location(t)
+        if loc is not None:
+            _read_external(p.parent, t, loc)
+    return bytes(model.SerializeToString())
+
+
+def model_bytes_with_outputs(path: str | os.PathLike[str], outputs: Iterable[str]) -> bytes:
+    """The model with external data inlined and its graph outputs replaced by ``outputs``.
+
+    Any tensor name may be an output (intermediate activations, raw head tensors), so that
+    onnxruntime can be compared with another evaluator on them. Declared types are kept where
+    the graph has them; other outputs are left untyped (onnxruntime infers them).
+    """
+    p = Path(path)
+    model = load_proto(p)
+    for t in _all_tensors(model.graph):
+        loc = _external_location(t)
+        if loc is not None:
+            _read_external(p.parent, t, loc)
+    g = model.graph
+    declared = {vi.name: vi for vi in [*g.input, *g.value_info, *g.output]}
+    chosen = [declared.get(name) or helper.make_empty_tensor_value_info(name) for name in outputs]
+    copies = []
+    for vi in chosen:
+        c = onnx.ValueInfoProto()
+        c.CopyFrom(vi)
+        copies.append(c)
+    del g.output[:]
+    g.output.extend(copies)
+    return bytes(model.SerializeToString())
+
+
+# The training rewrites live in their own module of this package; re-exported here so callers
+# keep one door (``onnx_io.training_model``).
+from graphpath.onnx_io.training import (  # noqa: E402
+    TRAINING_LOSS,
+    TrainingModel,
+    parse_model_bytes,
+    training_model,
+    training_model_bytes,
+)
+
+__all__ += ["TRAINING_LOSS", "TrainingModel", "parse_model_bytes", "training_model", "training_model_bytes"]
