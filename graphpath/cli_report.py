@@ -18,9 +18,10 @@ from graphpath.formats.table_registry import TABLE_FORMATS
 
 @click.command()
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(list(TABLE_FORMATS)), default="text", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(list(TABLE_FORMATS)), default=None,
               help="text (terminal), md (GitHub Markdown), html (one self-contained file with plots), "
-                   "json (schema graphpath/schemas/stability-table.schema.json), csv (one row per model).")
+                   "json (schema graphpath/schemas/stability-table.schema.json), csv (one row per model). "
+                   "Default: from the -o suffix (.md .html .json .csv), else text.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the table to FILE (only after success) instead of stdout.")
 @click.option("--numeric/--no-numeric", default=False, show_default=True,
@@ -30,7 +31,8 @@ from graphpath.formats.table_registry import TABLE_FORMATS
               help="Processes for the static analysis (the numeric pass runs one model at a time). "
                    "The output does not depend on it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-def report(models: tuple[Path, ...], fmt: str, output: Path | None, numeric: bool, jobs: int, quiet: bool) -> None:
+def report(models: tuple[Path, ...], fmt: str | None, output: Path | None, numeric: bool, jobs: int,
+           quiet: bool) -> None:
     """The stability table of MODEL...: generation, main blocks, gradient paths, measured
     gradient ratio and block gains, verdict, and the seed's claim beside it.
 
@@ -41,6 +43,18 @@ def report(models: tuple[Path, ...], fmt: str, output: Path | None, numeric: boo
     from graphpath.formats.table_registry import get_table_renderer
     from graphpath.table import report_models
 
+    fmt = fmt or format_for(output)
     with progress_reporter(len(models), quiet=quiet) as progress:
         table = report_models(list(models), numeric=numeric, jobs=jobs, progress=progress)
     write_output(get_table_renderer(fmt)(table), output)
+
+
+def format_for(output: Path | None) -> str:
+    """The format an output file's suffix asks for (``table.html`` → html), else ``text``.
+
+    >>> format_for(Path("table.html")), format_for(Path("t.markdown")), format_for(None)
+    ('html', 'md', 'text')
+    """
+    suffix = output.suffix.lower().lstrip(".") if output else ""
+    suffix = {"markdown": "md", "htm": "html"}.get(suffix, suffix)
+    return suffix if suffix in TABLE_FORMATS else "text"

@@ -72,6 +72,11 @@ def test_output_file_is_written(report_cli: click.Group, tmp_path: Path) -> None
     res = CliRunner().invoke(report_cli, ["report", TWO[0], "--format", "html", "-o", str(out)])
     assert res.exit_code == 0 and res.stdout == ""
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    # Without --format, the suffix decides (`graphpath report models/*.onnx -o table.html`).
+    for name, start in (("table.html", "<!DOCTYPE html>"), ("table.json", "{"), ("table.md", "")):
+        res = CliRunner().invoke(report_cli, ["report", TWO[0], "-o", str(tmp_path / name)])
+        assert res.exit_code == 0
+        assert (tmp_path / name).read_text(encoding="utf-8").startswith(start)
 
 
 def test_numeric_failure_on_one_model_is_a_row_not_a_crash(report_cli: click.Group,
