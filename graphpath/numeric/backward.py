@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,16 +40,23 @@ import numpy as np
 
 from graphpath import onnx_io
 from graphpath.errors import GraphpathError
-from graphpath.graph import ModelGraph
-from graphpath.layers import LayerGraph, build_layers
+from graphpath.layers import build_layers
 from graphpath.numeric.backends import Backend, TorchBackend, select_backends
+from graphpath.numeric.measures import (
+    OperatorNorm,
+    _backend_norms,
+    _block_sigma,
+    _clip_bounds,
+    _cn,
+    _norm,
+    _operator_norms,
+    probe_pass,
+)
 from graphpath.numeric.metrics import (
     DEFAULT_THRESHOLDS,
     VerdictThresholds,
     activation_input,
-    conv_operator_norm,
     dead_fraction,
-    power_iteration,
     unit_depths,
     verdict,
 )
@@ -61,14 +68,20 @@ from graphpath.numeric.probes import (
     probe_cotangents,
     probe_inputs,
 )
-from graphpath.ops import carries_gradient
+from graphpath.numeric.reinit import REINIT_SCHEMES, reinit_parameters
+from graphpath.numeric.scope import (
+    _consumers,
+    _detected_blocks,
+    _feature_tensor,
+    _input_setup,
+    _reach,
+    _sibling_entry,
+    _stage_blocks,
+)
 
 __all__ = ["BackwardOptions", "NumericReport", "REINIT_SCHEMES", "reinit_parameters", "run_backward"]
 
 Progress = Callable[[int, int, str], None]
-
-#: ``--reinit`` schemes (see :func:`reinit_parameters`).
-REINIT_SCHEMES = ("kaiming-normal",)
 
 
 @dataclass(frozen=True)
@@ -157,20 +170,6 @@ class BlockResult:
     last_change: float
     note: str = ""
 
-
-@dataclass(frozen=True)
-class OperatorNorm:
-    """A weighted unit's operator norm from its weights alone."""
-
-    unit: str
-    weight: str
-    method: str
-    sigma: float
-    iterations: int
-    last_change: float
-    shape: tuple[int, ...]
-
-
 @dataclass(frozen=True)
 class NumericReport:
     """Everything the numeric backward pass measured; ``to_dict()`` is its JSON form."""
@@ -241,194 +240,6 @@ class NumericReport:
             d["timings"] = dict(self.timings)
         out: dict[str, Any] = _sorted(d)
         return out
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def reinit_parameters(graph: ModelGraph, named: Mapping[str, Any], seed: int,
-                      scheme: str = "kaiming-normal") -> dict[str, np.ndarray]:
-    """New values for the trainable parameters (ONNX name → float32 array), for ``--reinit``.
-
-    ``kaiming-normal`` (He et al. 2015, fan-in, ReLU gain):
-
-    - weights of Conv / ConvTranspose / Gemm / MatMul: ``N(0, 2 / fan_in)`` with
-      ``fan_in = (C_in / groups) · prod(kernel)`` (Conv: ``W.shape[1] · prod(W.shape[2:])``;
-      ConvTranspose: ``W.shape[1]·groups``… taken as ``W.shape[0] / groups · prod(kernel)``;
-      Gemm: the reduced dimension per ``transB``; MatMul: ``W.shape[0]``);
-    - their biases (BN already folded into them in deploy exports): 0;
-    - BatchNormalization / LayerNormalization / InstanceNormalization scale 1, bias 0 (running
-      statistics are not parameters and are left as exported);
-    - every other float parameter: unchanged.
-
-    Drawn with ``numpy.random.default_rng([seed, 3])`` in sorted-name order.
-    """
-    if scheme not in REINIT_SCHEMES:
-        raise GraphpathError(f"unknown --reinit scheme {scheme!r}; choose one of {', '.join(REINIT_SCHEMES)}")
-    role: dict[str, tuple[str, Any]] = {}
-    for op in graph.ops():
-        for pos, t in enumerate(op.inputs):
-            if t not in named or t in role:
-                continue
-            ot = op.op_type
-            if ot in ("Conv", "ConvTranspose", "Gemm", "MatMul") and pos == 1:
-                role[t] = ("weight", op)
-            elif ot in ("Conv", "ConvTranspose", "Gemm") and pos == 2:
-                role[t] = ("zero", op)
-            elif ot == "MatMul" and pos == 0:
-                role[t] = ("weight0", op)
-            elif ot in ("BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization"):
-                role[t] = ("one" if pos == 1 else "zero", op)
-    rng = np.random.default_rng([seed, 3])
-    out: dict[str, np.ndarray] = {}
-    for name in sorted(named):
-        shape = tuple(named[name].shape)
-        what, op = role.get(name, ("keep", None))
-        if what in ("weight", "weight0") and len(shape) >= 2:
-            if op.op_type == "Conv":
-                fan_in = int(np.prod(shape[1:]))
-            elif op.op_type == "ConvTranspose":
-                fan_in = int(shape[0] // int(op.attrs.get("group", 1)) * np.prod(shape[2:]))
-            elif op.op_type == "Gemm":
-                fan_in = int(shape[1] if op.attrs.get("transB", 0) else shape[0])
-            else:
-                fan_in = int(shape[-2]) if what == "weight" else int(shape[-1])
-            out[name] = rng.normal(0.0, math.sqrt(2.0 / max(fan_in, 1)), size=shape).astype(np.float32)
-        elif what == "zero":
-            out[name] = np.zeros(shape, dtype=np.float32)
-        elif what == "one":
-            out[name] = np.ones(shape, dtype=np.float32)
-    return out
-
-
-def _input_setup(graph: ModelGraph, options: BackwardOptions) -> tuple[dict[str, tuple[int, ...]], np.ndarray | None]:
-    """Concrete input shapes (static graphs keep theirs) and the ``--input`` array if any."""
-    fixed: np.ndarray | None = None
-    if options.input_file is not None:
-        p = Path(options.input_file)
-        if p.suffix != ".npy":
-            raise GraphpathError(f"--input must be a .npy file, got {p.name!r}")
-        try:
-            fixed = np.load(p, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise GraphpathError(f"cannot read --input {p}: {exc}") from exc
-        if fixed.ndim == 3:
-            fixed = fixed[None]
-        if fixed.ndim != 4 or not np.issubdtype(fixed.dtype, np.floating):
-            raise GraphpathError(f"--input must hold a float NCHW or CHW image, got {fixed.dtype} {fixed.shape}")
-    shapes: dict[str, tuple[int, ...]] = {}
-    for t in graph.inputs:
-        dims = list(t.shape or ())
-        if fixed is not None and len(graph.inputs) == 1:
-            for i, (d, f) in enumerate(zip(dims, fixed.shape, strict=False)):
-                if isinstance(d, int) and d != f:
-                    raise GraphpathError(f"--input has shape {fixed.shape} but {t.name!r} is static {tuple(dims)}")
-                dims[i] = int(f)
-        elif any(not isinstance(d, int) for d in dims):
-            size = options.imgsz or 640
-            if len(dims) == 4:
-                dims = [d if isinstance(d, int) else (1 if i == 0 else 3 if i == 1 else size)
-                        for i, d in enumerate(dims)]
-            else:
-                dims = [d if isinstance(d, int) else 1 for d in dims]
-        elif options.imgsz is not None and len(dims) == 4 and tuple(dims[2:]) != (options.imgsz, options.imgsz):
-            raise GraphpathError(
-                f"{t.name!r} is static {tuple(dims)}: its decode constants are baked for that size; "
-                f"drop --imgsz {options.imgsz} (or re-export with a dynamic size)")
-        shapes[t.name] = tuple(int(d) for d in dims if d is not None and not isinstance(d, str))
-    return shapes, fixed
-
-
-def _feature_tensor(graph: ModelGraph, layers: LayerGraph, uid: str, in_scope: Callable[[str], bool]) -> str | None:
-    """The feature map a weighted unit produces, if it feeds the heads: its folded output when
-    in scope, else the anchoring op's output (a head unit whose fold ran into the decode)."""
-    unit = layers.unit(uid)
-    if unit.tensor and in_scope(unit.tensor):
-        return unit.tensor
-    t = graph.op(unit.nodes[0]).outputs[0]
-    return t if in_scope(t) else None
-
-
-def _stage_blocks(graph: ModelGraph, layers: LayerGraph, in_scope: Callable[[str], bool]) -> list[tuple[str, str, str]]:
-    """Fallback blocks, one per resolution stage of the backbone: from the output of a
-    downsampling unit (stride-2 conv or pool) to the data input of the next one in
-    topological order. Returns ``(name, entry, exit)``."""
-    downs: list[str] = []
-    for uid in layers.topo_order():
-        u = layers.unit(uid)
-        strides = u.attr("strides")
-        if u.kind in ("weighted", "pool") and isinstance(strides, tuple) and strides and max(strides) > 1:
-            downs.append(uid)
-    consumers = _consumers(graph)
-    out: list[tuple[str, str, str]] = []
-    for a, b in zip(downs, downs[1:], strict=False):
-        entry = _feature_tensor(graph, layers, a, in_scope) or ""
-        exit_ = graph.op(layers.unit(b).nodes[0]).inputs[0]
-        if entry and in_scope(exit_) and entry != exit_ and exit_ in _reach(graph, entry, consumers):
-            out.append((f"stage {len(out) + 1} ({layers.unit(a).id} → {layers.unit(b).id})", entry, exit_))
-    return out
-
-
-def _consumers(graph: ModelGraph) -> dict[str, list[str]]:
-    consumers: dict[str, list[str]] = {}
-    for op in graph.ops():
-        for t in op.inputs:
-            if t:
-                consumers.setdefault(t, []).append(op.name)
-    return consumers
-
-
-def _sibling_entry(graph: ModelGraph, entry: str, exit_: str,
-                   consumers: Mapping[str, Sequence[str]]) -> str | None:
-    """A split unit's tensor is its op's first output; a block fed by another output of the same
-    op (C2f's bottlenecks read the last chunk) names the first: use the one ``exit_`` depends on."""
-    if entry not in graph.producer_of:
-        return None
-    outs = [o for o in graph.op(graph.producer_of[entry]).outputs if o and o != entry]
-    hits = [o for o in outs if exit_ in _reach(graph, o, consumers)]
-    return hits[0] if len(hits) == 1 else None
-
-
-def _reach(graph: ModelGraph, src: str, consumers: Mapping[str, Sequence[str]]) -> set[str]:
-    """Tensors reachable from ``src`` along data edges."""
-    seen: set[str] = set()
-    stack = [src]
-    while stack:
-        t = stack.pop()
-        if t in seen:
-            continue
-        seen.add(t)
-        for name in consumers.get(t, ()):
-            op = graph.op(name)
-            if any(i == t and carries_gradient(op.op_type, pos) for pos, i in enumerate(op.inputs)):
-                stack.extend(o for o in op.outputs if o)
-    return seen
-
-
-def _detected_blocks(graph: ModelGraph, layers: LayerGraph, in_scope: Callable[[str], bool]) -> list[tuple[str, str, str, str]]:
-    """Blocks from :func:`graphpath.blocks.detect_blocks` with one entry and one exit tensor in
-    scope: ``(name, kind, entry, exit)``, top-level and nested, in topological order."""
-    try:
-        from graphpath.blocks import detect_blocks
-        matches = detect_blocks(layers, graph)
-    except Exception:  # detectors are a separate work stream; fall back to stages
-        return []
-    flat: list[Any] = []
-    todo = list(matches)
-    while todo:
-        m = todo.pop(0)
-        flat.append(m)
-        todo.extend(m.children)
-    out: list[tuple[str, str, str, str]] = []
-    for m in flat:
-        if len(m.entry) == 1 and len(m.exit) == 1 and m.entry[0] != m.exit[0] \
-                and in_scope(m.entry[0]) and in_scope(m.exit[0]):
-            out.append((m.label or f"{m.kind}#{len(out) + 1}", m.kind, m.entry[0], m.exit[0]))
-    return out
-
-
-def _norm(t: Any) -> float:
-    return float(t.detach().double().norm().item())
 
 
 # --------------------------------------------------------------------------- main
@@ -679,106 +490,3 @@ def run_backward(path: str | os.PathLike[str], options: BackwardOptions | None =
         operator_norms=tuple(op_norms), dead=dead, nonfinite=nf, backend_agreement=agreement,
         verdict=verdict_value, reason=reason, thresholds=th, timings=timings,
     )
-
-
-def probe_pass(ev: Any, params: Mapping[str, Any], heads: Sequence[str], capture: Sequence[str],
-               inputs: Mapping[str, np.ndarray], cot: Mapping[str, np.ndarray],
-               grad_of: Sequence[str] | None = None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """One probe: forward to the heads (capturing ``capture``) and one backward of
-    ``Σ_h ⟨cot_h, head_h⟩``. Returns the forward values, ``∂L/∂θ`` by parameter name and
-    ``∂L/∂F`` for the captured tensors in ``grad_of`` (default: all; ``None`` where no
-    gradient flows)."""
-    import torch
-
-    leaves = {n: v.detach().clone().requires_grad_(True) for n, v in params.items()}
-    feed = {n: torch.from_numpy(np.asarray(v)) for n, v in inputs.items()}
-    out = ev(feed, leaves, outputs=list(heads), capture=capture)
-    loss = sum((out[h] * torch.as_tensor(cot[h], device=ev.device, dtype=out[h].dtype)).sum() for h in heads)
-    targets = [t for t in (capture if grad_of is None else grad_of) if out[t].requires_grad]
-    wrt = list(leaves.values()) + [out[t] for t in targets]
-    grads = torch.autograd.grad(loss, wrt, allow_unused=True)
-    pg = dict(zip(leaves, grads[: len(leaves)], strict=True))
-    ag = dict(zip(targets, grads[len(leaves):], strict=True))
-    return out, pg, ag
-
-
-def _cn(cot: Mapping[str, np.ndarray]) -> float:
-    return math.sqrt(sum(float(np.square(c, dtype=np.float64).sum()) for c in cot.values()))
-
-
-def _backend_norms(backend: Backend, path: Path, inputs_for: Callable[[int], dict[str, np.ndarray]],
-                   heads: Sequence[str], cots: Sequence[dict[str, np.ndarray]]) -> dict[str, float]:
-    """Mean relative per-parameter gradient norms from another backend, same probes."""
-    sums: dict[str, float] = {}
-    for k, cot in enumerate(cots):
-        grads = backend.parameter_gradients(path, inputs_for(k), heads, cot)
-        for n, g in grads.items():
-            sums[n] = sums.get(n, 0.0) + float(np.linalg.norm(np.asarray(g, dtype=np.float64))) / _cn(cot)
-    return {n: v / len(cots) for n, v in sums.items()}
-
-
-def _clip_bounds(graph: ModelGraph, path: Path, attrs: Mapping[str, Any]) -> tuple[float, float] | None:
-    if "min" in attrs or "max" in attrs:
-        return float(attrs.get("min", -math.inf)), float(attrs.get("max", math.inf))
-    names = [t for t in attrs.get("_inputs", ()) if t]
-    if not all(t in graph.params for t in names):
-        return None
-    arrays = onnx_io.read_arrays(path, set(names))
-    ins = list(attrs.get("_inputs", ())) + ["", ""]
-    lo = float(arrays[ins[0]]) if ins[0] else -math.inf
-    hi = float(arrays[ins[1]]) if ins[1] else math.inf
-    return lo, hi
-
-
-def _block_sigma(ev: Any, x0: Mapping[str, Any], params: Mapping[str, Any], entry: str, exit_: str,
-                 at: Any, iters: int, seed: int) -> tuple[float | None, int, float, str]:
-    """Power iteration on the block Jacobian ``∂exit/∂entry`` at ``at`` (jvp + vjp)."""
-    import torch
-
-    def f(v: Any) -> Any:
-        return ev(x0, params, outputs=[exit_], replace={entry: v})[exit_]
-
-    gen = torch.Generator().manual_seed(seed)
-    v0 = torch.randn(tuple(at.shape), generator=gen, dtype=torch.float64).to(at.device, at.dtype)
-    base = at.detach()
-    try:
-        pull = torch.func.vjp(f, base)[1]
-
-        def apply(v: Any) -> Any:
-            return torch.func.jvp(f, (base,), (v,))[1]
-
-        est = power_iteration(apply, lambda u: pull(u)[0], v0, iters=iters, tol=1e-3)
-    except Exception as exc:  # an op without forward-mode AD: report, never crash
-        return None, 0, math.nan, f"power iteration failed: {type(exc).__name__}: {str(exc)[:120]}"
-    return est.sigma, est.iterations, est.last_change, ""
-
-
-def _operator_norms(graph: ModelGraph, layers: LayerGraph, ev: Any, params: Mapping[str, Any],
-                    opts: BackwardOptions) -> list[OperatorNorm]:
-    import torch
-
-    out: list[OperatorNorm] = []
-    for i, uid in enumerate(u for u in layers.topo_order() if layers.unit(u).weighted):
-        op = graph.op(layers.unit(uid).nodes[0])
-        w_name = op.inputs[1] if len(op.inputs) > 1 else ""
-        if w_name not in params:
-            continue
-        w = params[w_name]
-        if op.op_type == "Conv" and w.dim() == 4 and op.attrs.get("auto_pad", "NOTSET") in ("NOTSET", b"NOTSET"):
-            x_shape = ev.shapes.get(op.inputs[0])
-            if x_shape is None or len(x_shape) != 4:
-                continue
-            nd = 2
-            pads = list(op.attrs.get("pads", [0] * (2 * nd)))
-            est = conv_operator_norm(w, strides=list(op.attrs.get("strides", [1] * nd)), pads=pads,
-                                     dilations=list(op.attrs.get("dilations", [1] * nd)),
-                                     groups=int(op.attrs.get("group", 1)), in_hw=x_shape[2:],
-                                     max_hw=opts.spectral_max_hw, iters=opts.power_iters, seed=opts.seed + i,
-                                     dtype=torch.float32)
-            hw = tuple(min(int(s), opts.spectral_max_hw) for s in x_shape[2:])
-            out.append(OperatorNorm(uid, w_name, "power-iteration", est.sigma, est.iterations, est.last_change,
-                                    (int(x_shape[1]), *hw)))
-        elif op.op_type in ("Gemm", "MatMul") and w.dim() == 2:
-            s = float(np.linalg.norm(w.detach().cpu().double().numpy(), 2))
-            out.append(OperatorNorm(uid, w_name, "svd", s, 0, 0.0, tuple(int(d) for d in w.shape)))
-    return out
