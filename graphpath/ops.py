@@ -34,6 +34,8 @@ NON_DIFFERENTIABLE_INPUTS: dict[str, frozenset[int]] = {
     "CumSum": frozenset({1}),
     "Where": frozenset({0}),
     "Clip": frozenset({1, 2}),
+    # running mean and variance are buffers, not trained: training updates them by momentum
+    "BatchNormalization": frozenset({3, 4}),
     "OneHot": frozenset({0, 1, 2}),
     "Range": frozenset({0, 1, 2}),
     "ConstantOfShape": frozenset({0}),

@@ -235,6 +235,26 @@ def test_weights_held_in_constant_nodes_count_as_parameters(tmp_path):
     graph, reference = onnx_io.load(path), onnx_io.load(_plain(tmp_path, model))
     assert summarize_model(graph).parameter_count == summarize_model(reference).parameter_count > 0
     assert unit_counts(build_layers(graph)) == unit_counts(build_layers(reference))
+    values, expected = onnx_io.read_arrays(path), onnx_io.read_arrays(_plain(tmp_path, model))
+    assert sorted(values) == sorted(expected)
+    assert all(np.array_equal(values[k], expected[k]) for k in expected)
+
+
+def test_one_element_constants_are_literals_not_parameters(tmp_path):
+    """Exporters write a Constant for every literal (``x / 6``): those are not weights."""
+    path = tmp_path / "literal.onnx"
+    onnx.save(parse("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[1,4] x) => (float[1,4] y) {
+            six = Constant <value = float[1] {6.0}> ()
+            w = Constant <value = float[4] {1.0, 2.0, 3.0, 4.0}> ()
+            d = Div (x, six)
+            y = Mul (d, w)
+        }"""), str(path))
+    graph = onnx_io.load(path)
+    assert set(graph.params) == {"w"}
+    assert graph.is_shape("six")
+    assert sorted(onnx_io.read_arrays(path, {"six", "w"})) == ["six", "w"]
 
 
 def _plain(tmp_path: Path, model: onnx.ModelProto) -> Path:

@@ -205,12 +205,10 @@ def scaled_operand(ctx: DetectionContext, add: str, operand: str) -> bool:
     if len(static) != 1:
         return False
     param = ctx.graph.params.get(static[0])
-    if param is None:
+    shape = param.shape if param is not None else ctx.graph.value_shapes.get(static[0])
+    if shape is None:
         return True  # computed from parameters (a reshaped γ that was not folded)
-    count = 1
-    for d in param.shape:
-        count *= d
-    return count > 1  # a vector, not a scalar constant
+    return any(not isinstance(d, int) or d > 1 for d in shape)  # a vector, not a scalar constant
 
 
 class ScaledResidualDetector:

@@ -82,7 +82,8 @@ def _clip_bounds(graph: ModelGraph, path: Path, attrs: Mapping[str, Any]) -> tup
     if "min" in attrs or "max" in attrs:
         return float(attrs.get("min", -math.inf)), float(attrs.get("max", math.inf))
     names = [t for t in attrs.get("_inputs", ()) if t]
-    if not all(t in graph.params for t in names):
+    constants = {t for t in names if t in graph.producer_of and graph.op(graph.producer_of[t]).op_type == "Constant"}
+    if not all(t in graph.params or t in constants for t in names):
         return None
     arrays = onnx_io.read_arrays(path, set(names))
     ins = list(attrs.get("_inputs", ())) + ["", ""]

@@ -297,12 +297,14 @@ def _constant_tensors(g: onnx.GraphProto) -> dict[str, Param]:
     """Tensors held by ``Constant`` nodes, by output name. Some exporters (Paddle, older
     TensorFlow converters) keep every weight in a Constant node instead of an initializer;
     treating those values as initializers keeps parameter counts and weight detection the
-    same either way (onnxsim-style folding changes nothing)."""
+    same either way (onnxsim-style folding changes nothing). One-element Constants are the
+    literals exporters write for every ``x / 6`` or ``x + 3``, not weights, and stay out."""
     out: dict[str, Param] = {}
     for node in g.node:
         if node.op_type == "Constant" and node.output and node.output[0]:
             for attr in node.attribute:
-                if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+                if (attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR
+                        and math.prod(attr.t.dims) > 1):
                     out[node.output[0]] = _param(attr.t, node.output[0])
     return out
 
@@ -480,11 +482,14 @@ def _initializer_origins(g: onnx.GraphProto, order: list[int], init_names: set[s
 
 
 def read_arrays(path: str | os.PathLike[str], names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-    """Initializer values by name, external data read only from inside the model's folder.
+    """Parameter values by name, external data read only from inside the model's folder.
+
+    Parameters are what :func:`load` puts in ``ModelGraph.params``: initializers and the
+    tensors of ``Constant`` nodes.
 
     Args:
         path: the model file.
-        names: only these initializers (all when ``None``).
+        names: only these parameters (all when ``None``).
     """
     p = Path(path)
     model = load_proto(p)
@@ -500,6 +505,16 @@ def read_arrays(path: str | os.PathLike[str], names: Iterable[str] | None = None
             out[t.name] = numpy_helper.to_array(t)
         except Exception as exc:  # malformed tensor payloads surface here
             raise GraphpathError(f"{p}: cannot decode initializer {t.name!r}: {exc}") from None
+    for node in model.graph.node:
+        name = node.output[0] if node.op_type == "Constant" and node.output else ""
+        if not name or name in out or (wanted is not None and name not in wanted):
+            continue
+        for attr in node.attribute:
+            if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+                try:
+                    out[name] = numpy_helper.to_array(attr.t)
+                except Exception as exc:
+                    raise GraphpathError(f"{p}: cannot decode Constant {name!r}: {exc}") from None
     return out
 
 

@@ -106,7 +106,8 @@ def training_model(path: str | os.PathLike[str], head_tensors: Iterable[str], *,
     differentiate on CPU; the weight and bias stay the same initializers.
     ``rewrite_batch_norm`` writes inference-mode BatchNormalization as
     ``(x − mean)·(scale/√(var + ε)) + B`` in elementwise ops (onnxruntime-training cannot build
-    its gradient graph), keeping the gradients of scale, B, mean and var.
+    its gradient graph), keeping the gradients of scale and B (mean and var are running
+    statistics, no more trainable than in the original graph).
     ``rewrite_activations`` writes Softplus as ``relu(x) + log(1 + exp(−|x|))`` (the overflow-free
     form), Mish as ``x·tanh(softplus(x))``, HardSigmoid as ``clip(αx + β, 0, 1)`` and HardSwish
     as ``x·clip(x/6 + 1/2, 0, 1)`` (onnxruntime-training has no gradient builder for them).
@@ -133,7 +134,10 @@ def training_model(path: str | os.PathLike[str], head_tensors: Iterable[str], *,
 
     _prune_to(g, heads)
     _constants_to_initializers(g)
-    own_params = {t.name for t in g.initializer}  # the rewrites' own constants are not parameters
+    # Parameters are decided on the graph as exported: the rewrites' own constants are not
+    # parameters, and neither are initializers the heads read only where no gradient is taken
+    # (BatchNormalization running statistics, which the rewrite would otherwise differentiate).
+    own_params = {t.name for t in g.initializer} & _gradient_needs(g, heads)
     rewritten: list[str] = []
     kept: dict[str, str] = {}
     unknowns: list[str] = []
@@ -443,29 +447,30 @@ def _rewrite_nearest_resizes(
     return rewritten, kept, list(dict.fromkeys(unknowns))
 
 
-def _gradient_cone(g: onnx.GraphProto, loss: str, params: set[str]) -> tuple[
-        tuple[str, ...], tuple[tuple[str, str], ...], dict[str, tuple[tuple[str, int], ...]]]:
-    """Trainable float initializers of ``loss`` and the nodes its backward pass runs through."""
-    float_inits = {t.name for t in g.initializer if t.data_type in _FLOAT_ELEM_TYPES and t.name in params}
+def _gradient_needs(g: onnx.GraphProto, targets: Iterable[str]) -> set[str]:
+    """Tensors whose gradient ``targets`` need: reached backwards through gradient-carrying inputs."""
     producer = {o: i for i, n in enumerate(g.node) for o in n.output if o}
-    # Backward: tensors whose gradient the loss needs (through gradient-carrying inputs).
     needed: set[str] = set()
-    reached_params: set[str] = set()
-    stack = [loss]
+    stack = list(targets)
     while stack:
         t = stack.pop()
         if t in needed:
             continue
         needed.add(t)
-        if t in float_inits:
-            reached_params.add(t)
         i = producer.get(t)
-        if i is None:
+        if i is None or g.node[i].op_type in NON_DIFFERENTIABLE_OPS:
             continue
         node = g.node[i]
-        if node.op_type in NON_DIFFERENTIABLE_OPS:
-            continue
         stack.extend(x for pos, x in enumerate(node.input) if x and carries_gradient(node.op_type, pos))
+    return needed
+
+
+def _gradient_cone(g: onnx.GraphProto, loss: str, params: set[str]) -> tuple[
+        tuple[str, ...], tuple[tuple[str, str], ...], dict[str, tuple[tuple[str, int], ...]]]:
+    """Trainable float initializers of ``loss`` and the nodes its backward pass runs through."""
+    float_inits = {t.name for t in g.initializer if t.data_type in _FLOAT_ELEM_TYPES and t.name in params}
+    needed = _gradient_needs(g, [loss])
+    reached_params = needed & float_inits
     # Forward: tensors that depend on a trainable parameter through gradient-carrying inputs.
     live = set(reached_params)
     diff: list[tuple[str, str]] = []

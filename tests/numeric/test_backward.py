@@ -103,6 +103,19 @@ def test_dead_relu_fraction_half(tmp_path: Path) -> None:
     assert report.dead["relu"]["units"] == 1
 
 
+def test_clip_bounds_held_in_constant_nodes(tmp_path: Path) -> None:
+    """Paddle exports give Clip its bounds through Constant nodes, not initializers."""
+    bias = np.array([-10.0, -10.0, 10.0, 10.0])  # channels 0-1 sit below the lower bound
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[1, 1]),
+             helper.make_node("Constant", [], ["lo"], value=numpy_helper.from_array(np.float32(0.0), "lo")),
+             helper.make_node("Constant", [], ["hi"], value=numpy_helper.from_array(np.float32(6.0), "hi")),
+             helper.make_node("Clip", ["c1", "lo", "hi"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2"], ["y"], kernel_shape=[1, 1])]
+    report = run_backward(save(tmp_path, nodes, {"w1": eye(1.0), "b1": bias, "w2": eye(1.0)}), FAST)
+    # channels 0-1 below 0 and channels 2-3 above 6: every element is saturated
+    assert report.dead["clip"]["fraction"] == pytest.approx(1.0)
+
+
 def test_nan_gives_a_verdict_not_a_crash(tmp_path: Path) -> None:
     nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[1, 1]),
              helper.make_node("Log", ["c1"], ["l1"]),  # log of a negative number: NaN
