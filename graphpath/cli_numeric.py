@@ -21,6 +21,19 @@ BACKENDS = ("auto", "torch", "ort-training", "both")
 REINIT = ("kaiming-normal",)
 DEVICES = ("auto", "cpu", "cuda")
 
+def _threshold_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE with a number, got {item!r}", ctx, param)
+    return out
+
+
 _OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     click.option("--probes", type=click.IntRange(min=1), default=4, show_default=True,
                  help="Random cotangent probes averaged."),
@@ -39,6 +52,8 @@ _OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
                  help="Power-iteration steps per block Jacobian bound."),
     click.option("--max-blocks", type=click.IntRange(min=0), default=24, show_default=True,
                  help="Blocks that get a Jacobian bound."),
+    click.option("--threshold", "thresholds", metavar="NAME=VALUE", multiple=True, callback=_threshold_pairs,
+                 help="Move a verdict boundary, e.g. stable_low=0.05 (repeatable; names in docs/numeric.md)."),
 ]
 
 
@@ -55,9 +70,12 @@ def backward_options(**values: Any) -> Any:
     if importlib.util.find_spec("torch") is None:
         raise MissingExtraError("torch", "torch", "the numeric backward pass")
     from graphpath.numeric.backward import BackwardOptions
+    from graphpath.numeric.metrics import thresholds_with
 
     input_file = values.pop("input_file", None)
-    return BackwardOptions(input_file=None if input_file is None else str(input_file), **values)
+    thresholds = thresholds_with(values.pop("thresholds", None) or {})
+    return BackwardOptions(input_file=None if input_file is None else str(input_file), thresholds=thresholds,
+                           **values)
 
 
 @click.command()

@@ -144,6 +144,38 @@ def test_backward_and_analyze_numeric_on_a_residual_model(write_model):
     assert res.exit_code == 0 and "stability:" in res.stdout
 
 
+def test_backward_threshold_moves_the_verdict_boundary(write_model):
+    pytest.importorskip("torch")
+    import json
+
+    path = write_model(RESIDUAL)
+    base = json.loads(run("backward", str(path), "--probes", "1", "--format", "json", "-q").stdout)
+    ratio = base["ratio"]["value"]
+    assert ratio > 2 and base["verdict"]["value"] != "exploding"
+    # put the exploding boundary just below the measured ratio: the verdict must follow
+    bound = ratio * 0.9
+    moved = [f"{name}={bound}" for name in ("exploding_above", "stable_high", "very_stable_high")]
+    res = run("backward", str(path), "--probes", "1", "--format", "json", "-q",
+              *(arg for pair in moved for arg in ("--threshold", pair)))
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["verdict"]["value"] == "exploding"
+    assert data["verdict"]["thresholds"]["exploding_above"] == pytest.approx(bound)
+
+
+@pytest.mark.parametrize(("pair", "message"), [
+    ("stable_lo=0.2", "unknown verdict threshold 'stable_lo'"),
+    ("stable_low", "expected NAME=VALUE"),
+    ("stable_low=abc", "expected NAME=VALUE"),
+    ("stable_low=5", "must satisfy"),
+])
+def test_backward_bad_threshold_is_one_line_exit_2(write_model, pair, message):
+    pytest.importorskip("torch")
+    res = run("backward", str(write_model(RESIDUAL)), "-q", "--threshold", pair)
+    assert res.exit_code == 2
+    assert message in res.stderr and "Traceback" not in res.stderr
+
+
 def test_output_file_is_an_ordinary_file(write_model, tmp_path):
     out = tmp_path / "report.json"
     res = run("analyze", str(write_model(RESIDUAL)), "--format", "json", "-o", str(out))

@@ -33,17 +33,18 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from graphpath.errors import GraphpathError
 from graphpath.graph import ModelGraph
 from graphpath.layers import ACTIVATION_OPS, LayerGraph
 
 __all__ = [
     "DEFAULT_THRESHOLDS", "SpectralEstimate", "VERDICTS", "VerdictThresholds", "activation_input",
-    "conv_operator_norm", "dead_fraction", "power_iteration", "unit_depths", "verdict",
+    "conv_operator_norm", "dead_fraction", "power_iteration", "thresholds_with", "unit_depths", "verdict",
 ]
 
 #: Every verdict, worst first.
@@ -80,6 +81,34 @@ class VerdictThresholds:
 
 
 DEFAULT_THRESHOLDS = VerdictThresholds()
+
+
+def thresholds_with(overrides: Mapping[str, float], base: VerdictThresholds = DEFAULT_THRESHOLDS) -> VerdictThresholds:
+    """``base`` with some boundaries moved, checked to stay in order.
+
+    >>> thresholds_with({"stable_low": 0.05}).stable_low
+    0.05
+    >>> thresholds_with({"stable_low": 5.0})
+    Traceback (most recent call last):
+    graphpath.errors.GraphpathError: verdict thresholds must satisfy 0 < vanishing_below ≤ stable_low ≤ very_stable_low ≤ 1 ≤ very_stable_high ≤ stable_high ≤ exploding_above (got stable_low=5 > very_stable_low=0.5)
+    """
+    known = base.to_dict()
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise GraphpathError(f"unknown verdict threshold {unknown[0]!r} (known: {', '.join(known)})")
+    t = replace(base, **{k: float(v) for k, v in overrides.items()})
+    chain = [("0", 0.0), ("vanishing_below", t.vanishing_below), ("stable_low", t.stable_low),
+             ("very_stable_low", t.very_stable_low), ("1", 1.0), ("very_stable_high", t.very_stable_high),
+             ("stable_high", t.stable_high), ("exploding_above", t.exploding_above)]
+    for (a, x), (b, y) in zip(chain, chain[1:], strict=False):
+        if not (x < y if a == "0" else x <= y):
+            raise GraphpathError(
+                "verdict thresholds must satisfy 0 < vanishing_below ≤ stable_low ≤ very_stable_low ≤ 1 "
+                f"≤ very_stable_high ≤ stable_high ≤ exploding_above (got {a}={x:g} > {b}={y:g})")
+    for name in ("very_stable_spread", "param_vanishing_below", "param_exploding_above"):
+        if not getattr(t, name) > 0:
+            raise GraphpathError(f"verdict threshold {name} must be positive (got {getattr(t, name):g})")
+    return t
 
 
 def verdict(ratio: float, curve: Sequence[float], nonfinite: Sequence[str],
