@@ -14,25 +14,15 @@ fresh process (interpreter start-up and imports included).
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import median_seconds
 
 OUT = Path(__file__).resolve().parent / "out"
 #: Width factor of graphpath's yolov8n builder that gives a ~12 MB fp32 export.
 WIDTH_12MB = 0.25
-
-
-def _median_seconds(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _reference_model() -> Path:
@@ -59,10 +49,10 @@ def main() -> None:
     render = get_renderer("json")
     report = analyze(path)
     rows = [
-        ("onnx.load (bare)", _median_seconds(lambda: onnx.load(str(path)), args.repeat)),
-        ("graphpath analyze (library)", _median_seconds(lambda: analyze(path), args.repeat)),
-        ("JSON rendering", _median_seconds(lambda: render(report), args.repeat)),
-        ("graphpath analyze (CLI process)", _median_seconds(
+        ("onnx.load (bare)", median_seconds(lambda: onnx.load(str(path)), args.repeat)),
+        ("graphpath analyze (library)", median_seconds(lambda: analyze(path), args.repeat)),
+        ("JSON rendering", median_seconds(lambda: render(report), args.repeat)),
+        ("graphpath analyze (CLI process)", median_seconds(
             lambda: subprocess.run(
                 [sys.executable, "-m", "graphpath", "analyze", str(path), "--format", "json"],
                 check=True, stdout=subprocess.DEVNULL,

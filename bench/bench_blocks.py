@@ -11,22 +11,12 @@ fingerprint + export notes, gradient paths, and the whole library call.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import median_seconds
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 DEFAULT = ("yolov9c-train.onnx", "yolo12n.onnx", "yolov7-e-elan.onnx")
-
-
-def _median(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -51,14 +41,14 @@ def _row(path: Path, repeat: int) -> str:
 
     graph = onnx_io.load(path)
     layers = build_layers(graph)
-    blocks = _median(lambda: detect_blocks(layers, graph), repeat)
+    blocks = median_seconds(lambda: detect_blocks(layers, graph), repeat)
     cols = (
-        (_median(lambda: onnx_io.load(path), repeat), 9),
-        (_median(lambda: build_layers(graph), repeat), 9),
+        (median_seconds(lambda: onnx_io.load(path), repeat), 9),
+        (median_seconds(lambda: build_layers(graph), repeat), 9),
         (blocks, 9),
-        (_median(lambda: structure(graph, layers), repeat) - blocks, 10),
-        (_median(lambda: analyze_paths(layers), repeat), 9),
-        (_median(lambda: analyze(path), repeat), 10),
+        (median_seconds(lambda: structure(graph, layers), repeat) - blocks, 10),
+        (median_seconds(lambda: analyze_paths(layers), repeat), 9),
+        (median_seconds(lambda: analyze(path), repeat), 10),
     )
     return f"{path.name:<22}{graph.node_count:>7}" + "".join(f"{c * 1000:>{w}.1f}" for c, w in cols)
 

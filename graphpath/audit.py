@@ -13,7 +13,6 @@ import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -419,11 +418,9 @@ def get_audit_renderer(name: str) -> Callable[[AuditResult], str]:
     >>> get_audit_renderer("sarif").__module__
     'graphpath.formats.sarif'
     """
-    if name not in AUDIT_FORMATS:
-        raise KeyError(f"unknown audit format {name!r}; choose one of {', '.join(AUDIT_FORMATS)}")
-    module, func = AUDIT_FORMATS[name].split(":")
-    render: Callable[[AuditResult], str] = getattr(import_module(module), func)
-    return render
+    from graphpath.formats import load_renderer
+
+    return load_renderer(AUDIT_FORMATS, name, "audit format")
 
 
 def render_json(result: AuditResult) -> str:

@@ -22,7 +22,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -65,29 +64,12 @@ def splice(doc: str, block: str) -> str:
     return head + START + block + END + rest.split(END, 1)[1]
 
 
-def md_rows(md: str) -> list[dict[str, str]]:
-    """The first Markdown table of ``md`` as dicts keyed by ``graphpath.table.COLUMNS`` keys."""
-    from graphpath.table import COLUMNS
-
-    table: list[str] = []
-    for ln in md.splitlines():
-        if ln.startswith("| "):
-            table.append(ln)
-        elif table:
-            break
-    cells = [[c.strip() for c in re.split(r"(?<!\\)\|", ln.strip())[1:-1]] for ln in table]
-    if not cells:
-        return []
-    by_header = {h: k for k, h in COLUMNS}
-    keys = [by_header.get(h, h) for h in cells[0]]
-    return [dict(zip(keys, row, strict=False)) for row in cells[2:]]
-
-
 def static_differences(doc: str, fresh_static_block: str) -> list[str]:
     """Where the doc's static columns differ from a fresh static run (empty: current)."""
+    from graphpath.formats.table_md import parse_rows
     from graphpath.table import STATIC_COLUMNS
 
-    old, new = md_rows(block_of(doc)), md_rows(fresh_static_block)
+    old, new = parse_rows(block_of(doc)), parse_rows(fresh_static_block)
     if [r.get("model") for r in old] != [r.get("model") for r in new]:
         return [f"models differ: {[r.get('model') for r in old]} != {[r.get('model') for r in new]}"]
     return [f"{o['model']}: {k} is {o.get(k)!r} in the doc, {n.get(k)!r} now"

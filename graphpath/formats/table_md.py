@@ -7,7 +7,9 @@ HTML into the page that renders it.
 
 from __future__ import annotations
 
-from graphpath.table import StabilityTable, cell, verdict_label
+import re
+
+from graphpath.table import COLUMNS, StabilityTable, cell, verdict_label
 
 _NUMERIC = {"units", "depth", "paths_log10", "shortest_path", "longest_path", "effective_depth", "ratio",
             "min_block_gain", "max_block_gain", "max_block_jacobian", "dead_fraction"}
@@ -67,3 +69,29 @@ def render(table: StabilityTable) -> str:
     lines += ["### Seed 000 §18.2 against graphpath", ""]
     lines.append(render_seed(table))
     return "\n".join(lines)
+
+
+def parse_rows(md: str) -> list[dict[str, str]]:
+    r"""The first table of ``md`` back as rows keyed by column key (cells still escaped).
+
+    Headers map to keys through :data:`graphpath.table.COLUMNS`; an unknown header stays as it
+    is. Used to compare a rendered table with a fresh one (``scripts/update_stability_doc.py``).
+
+    >>> parse_rows("| model | depth |\n| --- | ---: |\n| a\\|b.onnx | 3 |\n")
+    [{'model': 'a\\|b.onnx', 'depth': '3'}]
+
+    Raises:
+        ValueError: a row with another number of cells than the header.
+    """
+    table: list[str] = []
+    for ln in md.splitlines():
+        if ln.startswith("| "):
+            table.append(ln)
+        elif table:
+            break
+    cells = [[c.strip() for c in re.split(r"(?<!\\)\|", ln.strip())[1:-1]] for ln in table]
+    if not cells:
+        return []
+    by_header = {h: k for k, h in COLUMNS}
+    keys = [by_header.get(h, h) for h in cells[0]]
+    return [dict(zip(keys, row, strict=True)) for row in cells[2:]]

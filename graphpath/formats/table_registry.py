@@ -8,8 +8,8 @@ A second registry beside :data:`graphpath.formats.FORMATS` because these rendere
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import import_module
 
+from graphpath.formats import load_renderer
 from graphpath.table import StabilityTable
 
 TableRenderer = Callable[[StabilityTable], str]
@@ -30,8 +30,4 @@ def get_table_renderer(name: str) -> TableRenderer:
     >>> get_table_renderer("md").__module__
     'graphpath.formats.table_md'
     """
-    if name not in TABLE_FORMATS:
-        raise KeyError(f"unknown table format {name!r}; choose one of {', '.join(TABLE_FORMATS)}")
-    module = import_module(f"graphpath.formats.{TABLE_FORMATS[name]}")
-    render: TableRenderer = module.render
-    return render
+    return load_renderer(TABLE_FORMATS, name, "table format")

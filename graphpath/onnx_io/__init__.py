@@ -28,7 +28,7 @@ from graphpath.errors import GraphpathError
 from graphpath.graph import ModelGraph, OpNode, Param, Shape, SubgraphInfo, TensorInfo
 from graphpath.ops import DTYPE_BYTES, SHAPE_OPS
 
-__all__ = ["load", "load_proto", "read_arrays", "model_bytes", "model_bytes_with_outputs", "onnx_version"]
+__all__ = ["load", "load_inlined", "load_proto", "read_arrays", "model_bytes", "model_bytes_with_outputs", "onnx_version"]
 
 #: Ops through which an initializer keeps its identity (aliasing, dequantisation, casts).
 _PASSTHROUGH_STATIC = frozenset(
@@ -539,13 +539,18 @@ def _read_external(base: Path, tensor: onnx.TensorProto, location: str) -> None:
 
 def model_bytes(path: str | os.PathLike[str]) -> bytes:
     """The model with external data inlined (for onnxruntime parity runs on < 2 GB models)."""
+    return bytes(load_inlined(path).SerializeToString())
+
+
+def load_inlined(path: str | os.PathLike[str]) -> onnx.ModelProto:
+    """The model's protobuf with every external tensor read in (from inside its folder only)."""
     p = Path(path)
     model = load_proto(p)
     for t in _all_tensors(model.graph):
         loc = _external_location(t)
         if loc is not None:
             _read_external(p.parent, t, loc)
-    return bytes(model.SerializeToString())
+    return model
 
 
 def model_bytes_with_outputs(path: str | os.PathLike[str], outputs: Iterable[str]) -> bytes:
@@ -555,12 +560,7 @@ def model_bytes_with_outputs(path: str | os.PathLike[str], outputs: Iterable[str
     onnxruntime can be compared with another evaluator on them. Declared types are kept where
     the graph has them; other outputs are left untyped (onnxruntime infers them).
     """
-    p = Path(path)
-    model = load_proto(p)
-    for t in _all_tensors(model.graph):
-        loc = _external_location(t)
-        if loc is not None:
-            _read_external(p.parent, t, loc)
+    model = load_inlined(path)
     g = model.graph
     declared = {vi.name: vi for vi in [*g.input, *g.value_info, *g.output]}
     chosen = [declared.get(name) or helper.make_empty_tensor_value_info(name) for name in outputs]

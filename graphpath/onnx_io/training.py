@@ -24,13 +24,7 @@ from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
 
 from graphpath.errors import GraphpathError
-from graphpath.onnx_io import (
-    _all_tensors,
-    _external_location,
-    _outer_references,
-    _read_external,
-    load_proto,
-)
+from graphpath.onnx_io import _external_location, _outer_references, load_inlined
 from graphpath.ops import NON_DIFFERENTIABLE_OPS, carries_gradient
 
 __all__ = ["TRAINING_LOSS", "TrainingModel", "parse_model_bytes", "training_model", "training_model_bytes"]
@@ -116,11 +110,7 @@ def training_model(path: str | os.PathLike[str], head_tensors: Iterable[str], *,
         GraphpathError: no heads, or a head that is not a tensor of the graph.
     """
     p = Path(path)
-    model = load_proto(p)
-    for t in _all_tensors(model.graph):
-        loc = _external_location(t)
-        if loc is not None:
-            _read_external(p.parent, t, loc)
+    model = load_inlined(p)
     heads = list(dict.fromkeys(head_tensors))
     if not heads:
         raise GraphpathError("the probe loss needs at least one head tensor")

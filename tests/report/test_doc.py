@@ -6,6 +6,8 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+from graphpath.formats.table_md import parse_rows
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -20,7 +22,7 @@ def _script() -> ModuleType:
 def test_doc_static_columns_are_current() -> None:
     mod = _script()
     doc = mod.DOC.read_text(encoding="utf-8")
-    rows = mod.md_rows(mod.block_of(doc))
+    rows = parse_rows(mod.block_of(doc))
     assert len(rows) == len(list((ROOT / "models").glob("*.onnx")))
     diffs = mod.static_differences(doc, mod.generated(numeric=False))
     assert diffs == [], "docs/stability-table.md is out of date: run python scripts/update_stability_doc.py"

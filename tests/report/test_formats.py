@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 
 from graphpath.formats.table_json import schema
+from graphpath.formats.table_md import parse_rows
 from graphpath.formats.table_registry import TABLE_FORMATS, get_table_renderer
 from graphpath.table import COLUMNS, StabilityTable
 
@@ -36,24 +37,8 @@ def test_unknown_format_is_refused() -> None:
         get_table_renderer("pdf")
 
 
-def md_table(md: str) -> list[dict[str, str]]:
-    """The first Markdown table of ``md`` as dicts keyed by column key (via the headers)."""
-    table: list[str] = []
-    for ln in md.splitlines():
-        if ln.startswith("| "):
-            table.append(ln)
-        elif table:
-            break
-    cells = [[c.strip() for c in re.split(r"(?<!\\)\|", ln.strip())[1:-1]] for ln in table]
-    by_header = {h: k for k, h in COLUMNS}
-    keys = [by_header[h] for h in cells[0]]
-    for row in cells[2:]:
-        assert len(row) == len(keys), row
-    return [dict(zip(keys, row, strict=True)) for row in cells[2:]]
-
-
 def test_same_numbers_in_md_json_csv(sample_table: StabilityTable) -> None:
-    md = md_table(get_table_renderer("md")(sample_table))
+    md = parse_rows(get_table_renderer("md")(sample_table))
     js = json.loads(get_table_renderer("json")(sample_table))["rows"]
     cs = list(csv.DictReader(io.StringIO(get_table_renderer("csv")(sample_table))))
     assert len(md) == len(js) == len(cs) == len(sample_table.rows)
@@ -75,7 +60,7 @@ def test_static_renderings_leave_out_the_measured_columns(static_reports: dict[s
     from graphpath.table import MEASURED_COLUMNS, build_row, make_table
 
     table = make_table([build_row(r, None) for r in static_reports.values()])
-    md = md_table(get_table_renderer("md")(table))
+    md = parse_rows(get_table_renderer("md")(table))
     assert not set(md[0]) & set(MEASURED_COLUMNS)
     assert {m["verdict"] for m in md} == {"not measured"}
     text = get_table_renderer("text")(table)
