@@ -21,6 +21,7 @@ BACKENDS = ("auto", "torch", "ort-training", "both")
 REINIT = ("kaiming-normal",)
 DEVICES = ("auto", "cpu", "cuda")
 
+
 def _threshold_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in values:
