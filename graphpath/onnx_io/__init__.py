@@ -301,12 +301,20 @@ def _constant_tensors(g: onnx.GraphProto) -> dict[str, Param]:
     literals exporters write for every ``x / 6`` or ``x + 3``, not weights, and stay out."""
     out: dict[str, Param] = {}
     for node in g.node:
-        if node.op_type == "Constant" and node.output and node.output[0]:
-            for attr in node.attribute:
-                if (attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR
-                        and math.prod(attr.t.dims) > 1):
-                    out[node.output[0]] = _param(attr.t, node.output[0])
+        t = _weight_constant(node)
+        if t is not None:
+            out[node.output[0]] = _param(t, node.output[0])
     return out
+
+
+def _weight_constant(node: onnx.NodeProto) -> onnx.TensorProto | None:
+    """The tensor of a ``Constant`` node that counts as a parameter (more than one element)."""
+    if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or len(node.output) != 1 or not node.output[0]:
+        return None
+    for attr in node.attribute:
+        if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR and math.prod(attr.t.dims) > 1:
+            return attr.t
+    return None
 
 
 # --------------------------------------------------------------------------- load

@@ -24,7 +24,7 @@ from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
 
 from graphpath.errors import GraphpathError
-from graphpath.onnx_io import _external_location, _outer_references, load_inlined
+from graphpath.onnx_io import _external_location, _outer_references, _weight_constant, load_inlined
 from graphpath.ops import NON_DIFFERENTIABLE_OPS, carries_gradient
 
 __all__ = ["TRAINING_LOSS", "TrainingModel", "parse_model_bytes", "training_model", "training_model_bytes"]
@@ -251,14 +251,10 @@ def _prune_to(g: onnx.GraphProto, targets: list[str]) -> None:
 
 
 def _constants_to_initializers(g: onnx.GraphProto) -> None:
-    """Float ``Constant`` nodes become initializers: graphpath counts them as parameters."""
+    """Float ``Constant`` nodes that graphpath counts as parameters become initializers."""
     nodes = []
     for node in g.node:
-        value = None
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and len(node.output) == 1:
-            for attr in node.attribute:
-                if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
-                    value = attr.t
+        value = _weight_constant(node)
         if value is not None and value.data_type in _FLOAT_ELEM_TYPES and _external_location(value) is None:
             t = onnx.TensorProto()
             t.CopyFrom(value)
