@@ -27,6 +27,8 @@ How the close calls are resolved (the clue that decides is named in ``evidence``
   in the backbone, SPP and a PAN; v5 is C3 (``csp``) with SiLU and SPPF. Mish decides v4 even
   when a block is missed; SPP (v4) versus SPPF (v5) and leaky versus SiLU back it up. The v3
   key clue needs leaky ReLU, so a v5 whose C3 blocks were missed is not called v3.
+  Ultralytics' "u" re-releases (YOLOv3u, YOLOv5u) keep the body and swap in v8's anchor-free
+  DFL head (on SiLU): that head stands in for the anchor head and is no contradiction there.
 * **v8 / v11 / v12.** All have SiLU, a decoupled head and DFL. v8 is C2f (and no C3k2); YOLO11
   is C3k2 plus C2PSA; YOLO12 is A2C2f (area attention, several attention blocks) and no
   C2PSA. Each block is a contradiction for the other two profiles.
@@ -237,6 +239,43 @@ def dfl(weight: float) -> Clue:
     return Clue(weight, check)
 
 
+def _u_head(s: Signals) -> bool:
+    """The anchor-free decoupled DFL head of v8 on an older body: Ultralytics' "u" re-releases
+    (YOLOv3u, YOLOv5u) keep the Darknet-53 / C3 body and swap the anchor head for this one."""
+    return bool((s.n("decoupled_head") or s.facts.decoupled) and (s.n("dfl") or s.facts.dfl))
+
+
+def anchor_head(weight: float, body: Callable[[Signals], bool]) -> Clue:
+    """Coupled anchor heads, or the "u" re-release's DFL head in their place on the
+    generation's own ``body`` (so the v8 head alone is no evidence for v3 or v5)."""
+    anchors = coupled(weight)
+
+    def check(s: Signals) -> str | None:
+        return anchors.check(s) or ("anchor-free decoupled DFL head in place of the anchor head "
+                                    "(Ultralytics 'u' variant)" if _u_head(s) and body(s) else None)
+
+    return Clue(weight, check)
+
+
+def _no_late_blocks(s: Signals) -> bool:
+    return not any(s.n(k) for k in _LATE)
+
+
+def _darknet53(s: Signals) -> bool:
+    """Residual stages with no CSP split and none of the later generations' blocks."""
+    return s.n("residual") >= 4 and not s.n("csp") and _no_late_blocks(s)
+
+
+def _c3_body(s: Signals) -> bool:
+    """C3/CSP blocks and none of the later generations' blocks (C3k2 holds CSP splits too)."""
+    return s.n("csp") > 0 and _no_late_blocks(s)
+
+
+def unless_u_head(clue: Clue, body: Callable[[Signals], bool]) -> Clue:
+    """``clue``, except on a "u" re-release (the v8 head on the generation's own ``body``)."""
+    return Clue(clue.weight, lambda s: None if _u_head(s) and body(s) else clue.check(s), clue.key)
+
+
 _DECOUPLED = decoupled(1.0)
 _DFL = dfl(1.0)
 _NOT_COUPLED = block("coupled_head", 1.5, what="coupled anchor head level")
@@ -301,14 +340,15 @@ PROFILES: tuple[Profile, ...] = (
     ), against=(block("residual", 1.5), block("csp", 1.5), block("fpn", 1.0), _NOT_DECOUPLED)
        + _against_late("v2")),
     Profile("v3", (
-        fact(lambda s: s.n("residual") >= 4 and not s.n("csp") and s.facts.share("leaky_relu") >= 0.5,
-             "leaky-ReLU residual stages without CSP splits (Darknet-53)", 3.0, key=True),
+        fact(lambda s: _darknet53(s) and (s.facts.share("leaky_relu") >= 0.5 or _u_head(s)),
+             "residual stages without CSP splits (Darknet-53), leaky ReLU or the 'u' head", 3.0, key=True),
         block("fpn", 1.0, what="FPN top-down merge"),
-        coupled(1.5),
+        anchor_head(1.5, _darknet53),
         _LEAKY,
     ), bonus=(fact(lambda s: s.facts.anchors == 3, "3 anchors per cell", 0.25),),
-       against=(block("pan", 1.0), block("csp", 1.5), activation("mish", 1.5, share=0.3),
-                activation("silu", 2.0), _NOT_DECOUPLED) + _against_late("v3")),
+       against=(block("pan", 1.0), block("csp", 1.5), block("sppf", 1.0), activation("mish", 1.5, share=0.3),
+                unless_u_head(activation("silu", 2.0), _darknet53), unless_u_head(_NOT_DECOUPLED, _darknet53))
+       + _against_late("v3")),
     Profile("v4", (
         block("csp", 1.5, key=True, what="CSP"),
         _MISH,
@@ -323,11 +363,13 @@ PROFILES: tuple[Profile, ...] = (
         block("csp", 2.0, key=True, what="C3/CSP"),
         block("sppf", 1.0, what="SPPF"),
         activation("silu", 1.0),
-        coupled(2.0),
+        anchor_head(2.0, _c3_body),
         block("pan", 0.5, what="PAN bottom-up merge"),
     ), bonus=(fact(lambda s: s.facts.stem == (6, 2), "6×6 stride-2 stem conv", 0.5),
               fact(lambda s: s.facts.anchors == 3, "3 anchors per cell", 0.25)),
-       against=(_MISH, block("spp", 0.5), _NOT_DECOUPLED, _DFL, _OBJ, _RELU) + _against_late("v5")),
+       against=(_MISH, block("spp", 0.5), unless_u_head(_NOT_DECOUPLED, _c3_body), unless_u_head(_DFL, _c3_body),
+                _OBJ, _RELU)
+       + _against_late("v5")),
     Profile("yolox", (
         block("csp", 1.5, what="CSP"),
         decoupled(1.5),

@@ -141,6 +141,22 @@ def test_close_calls_resolved_by_their_evidence() -> None:
                           silu)).generation == "v10"
 
 
+def test_ultralytics_u_variants_keep_their_generation() -> None:
+    """YOLOv3u / YOLOv5u: the old body with v8's anchor-free DFL head (and SiLU)."""
+    silu = GraphFacts(activations=(("silu", 70),))
+    u_head = {"decoupled_head": 3, "dfl": 1, "fpn": 2}
+    v3u = decide(Signals({**u_head, "residual": 23}, silu))
+    assert v3u.generation == "v3" and any("'u' variant" in e for e in v3u.evidence)
+    assert decide(Signals({**u_head, "pan": 2, "csp": 8, "residual": 7, "sppf": 1}, silu)).generation == "v5"
+    # the v8 head on a later body stays with that body's generation, at full confidence
+    v8 = decide(Signals({**u_head, "pan": 2, "c2f": 8, "residual": 6, "sppf": 1}, silu))
+    assert v8.generation == "v8" and all(a["generation"] not in ("v3", "v5") or a["confidence"] < 0.1
+                                         for a in v8.to_dict()["alternatives"])
+    # a v8 whose C2f blocks were all missed is no confident v3u: SPPF and PAN speak against it
+    missed = decide(Signals({**u_head, "pan": 2, "residual": 6, "sppf": 1}, silu))
+    assert missed.generation != "v3" or missed.confidence < 0.5
+
+
 def test_yolox_and_v6_apart() -> None:
     yolox = GraphFacts(activations=(("silu", 70),), pred_channels=(80, 4, 1) * 3, objectness=True,
                        decoupled=True, focus=True)
