@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,13 +226,14 @@ def _g(x: float | None) -> str:
 
 
 def build_row(report: Mapping[str, Any], numeric: Mapping[str, Any] | None,
-              *, numeric_error: str | None = None) -> StabilityRow:
+              *, numeric_error: str | None = None, label: str | None = None) -> StabilityRow:
     """One row from ``Report.to_dict()`` and, if it ran, ``NumericReport.to_dict()``.
 
     Missing sections give ``None`` cells, never an exception. ``numeric_error`` says why a
-    numeric pass that was asked for gave nothing (the verdict is then ``n/a``).
+    numeric pass that was asked for gave nothing (the verdict is then ``n/a``). ``label``
+    names the model instead of its file name (see :func:`model_labels`).
     """
-    model = str(_get(report, "model", "file_name") or "?")
+    model = label or str(_get(report, "model", "file_name") or "?")
     fp_raw = report.get("fingerprint")
     fp: Mapping[str, Any] = fp_raw if isinstance(fp_raw, Mapping) else {}
     generation = str(fp.get("generation") or "unknown")
@@ -433,6 +435,24 @@ def _numeric_report(path: str, options: Any, progress: Progress | None) -> dict[
     return result
 
 
+def model_labels(paths: Sequence[str]) -> list[str]:
+    """File names, with as many parent folders as it takes to tell equal names apart.
+
+    >>> model_labels(["a/best.onnx", "b/best.onnx", "c/yolov8n.onnx"])
+    ['a/best.onnx', 'b/best.onnx', 'yolov8n.onnx']
+    """
+    parts = [Path(p).parts or (p,) for p in paths]
+    depth = [1] * len(paths)
+    while True:
+        labels = ["/".join(pp[-d:]) for pp, d in zip(parts, depth, strict=True)]
+        seen = Counter(labels)
+        grow = [i for i, lab in enumerate(labels) if seen[lab] > 1 and depth[i] < len(parts[i])]
+        if not grow:
+            return labels
+        for i in grow:
+            depth[i] += 1
+
+
 def report_models(paths: Sequence[str | os.PathLike[str]], *, numeric: bool = False, jobs: int = 1,
                   progress: Progress | None = None, backward_options: Any = None,
                   order: str = "generation") -> StabilityTable:
@@ -477,9 +497,10 @@ def report_models(paths: Sequence[str | os.PathLike[str]], *, numeric: bool = Fa
 
     rows: list[StabilityRow] = []
     opts_dict: dict[str, Any] = {}
-    for n, rep in zip(names, statics, strict=True):
+    labels = model_labels(names)
+    for n, rep, label in zip(names, statics, labels, strict=True):
         if not numeric:
-            rows.append(build_row(rep, None))
+            rows.append(build_row(rep, None, label=label))
             continue
         def sub(_d: int, _t: int, label: str, name: str = Path(n).name) -> None:
             # steps inside one model's numeric pass: same ``done``, a finer label
@@ -491,10 +512,10 @@ def report_models(paths: Sequence[str | os.PathLike[str]], *, numeric: bool = Fa
         except MissingExtraError:
             raise
         except GraphpathError as exc:
-            rows.append(build_row(rep, None, numeric_error=str(exc)))
+            rows.append(build_row(rep, None, numeric_error=str(exc), label=label))
         else:
             opts_dict = dict(num.get("options") or {})
-            rows.append(build_row(rep, num))
+            rows.append(build_row(rep, num, label=label))
         tick(f"{Path(n).name}: numeric")
     return make_table(rows, numeric=numeric, numeric_options=opts_dict, order=order)
 

@@ -12,6 +12,7 @@ from graphpath.table import (
     StabilityTable,
     build_row,
     make_table,
+    report_models,
 )
 from tests.report.conftest import fake_numeric
 
@@ -93,3 +94,17 @@ def test_every_numeric_verdict_has_a_table_verdict() -> None:
     from graphpath.numeric.metrics import VERDICTS
 
     assert set(VERDICTS) == set(NUMERIC_TO_TABLE)
+
+
+def test_equal_file_names_are_told_apart_by_their_folders(tmp_path, write_model) -> None:
+    from tests.conftest import RESIDUAL
+
+    src = write_model(RESIDUAL)
+    paths = []
+    for folder in ("run1", "run2"):
+        (tmp_path / folder).mkdir()
+        paths.append(tmp_path / folder / "best.onnx")
+        paths[-1].write_bytes(src.read_bytes())
+    table = report_models(paths)
+    assert sorted(r.model for r in table.rows) == ["run1/best.onnx", "run2/best.onnx"]
+    assert report_models(paths[:1]).rows[0].model == "best.onnx"
