@@ -432,3 +432,17 @@ def test_numeric_package_is_light_and_missing_torch_has_a_hint():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install 'graphpath[torch]'" in out.stdout
+
+
+def test_outputs_downstream_of_topk_match_up_to_the_order_of_ties() -> None:
+    """RT-DETR's query selection: tied candidates in another order are the same queries."""
+    from graphpath.numeric.evaluator import _compare_up_to_order
+
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((1, 6, 3))
+    perm = np.array([0, 2, 1, 3, 5, 4])
+    ours = ref[:, perm] + 1e-9
+    res = _compare_up_to_order("q", ours, ref, 1e-3, 1e-4, {6})
+    assert res is not None and res.ok and "4 of 6" in res.note  # positions 1, 2, 4, 5 moved
+    assert _compare_up_to_order("q", ours, ref, 1e-3, 1e-4, {5}) is None  # no axis of a TopK's length
+    assert _compare_up_to_order("q", ours + 0.5, ref, 1e-3, 1e-4, {6}) is None  # not the same values
