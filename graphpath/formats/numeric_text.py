@@ -65,7 +65,8 @@ def render_numeric_text(report: NumericReport, width: int = 110, *, curve_rows: 
         ("backend", f"{report.backend} — {report.backend_reason}"),
         ("device", f"{report.device} ({report.dtype})"),
         ("inputs", ", ".join(f"{k} {list(v)}" for k, v in report.input_shapes.items())),
-        ("parity vs onnxruntime", f"ok, max abs {_g(float(par['max_abs']))}, max rel {_g(float(par['max_rel']))}"),
+        ("parity vs onnxruntime", f"ok, max abs {_g(float(par['max_abs']))}, max rel {_g(float(par['max_rel']))}"
+                                  + "".join(f" {n}" for n in par.get("notes", ()))),
         ("probes", f"{report.probes} (seed {report.seed}{', reinit ' + report.reinit if report.reinit else ''})"),
     ]
     if report.backend_agreement is not None:

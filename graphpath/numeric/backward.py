@@ -300,7 +300,8 @@ def run_backward(path: str | os.PathLike[str], options: BackwardOptions | None =
         raise GraphpathError(f"{p.name}: the torch evaluator disagrees with onnxruntime at the raw heads: "
                              f"{parity.describe()}; refusing to report gradients from it")
     parity_d = {"ok": True, "max_abs": parity.max_abs, "max_rel": parity.max_rel, "rtol": parity.rtol,
-                "atol": parity.atol, "compared_at": list(heads)}
+                "atol": parity.atol, "compared_at": list(heads),
+                "notes": sorted({o.note for o in parity.outputs if o.note})}
     timings["parity"] = time.perf_counter() - t1
 
     # --- parameters (model's own or re-initialised)
