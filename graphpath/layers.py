@@ -274,7 +274,9 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
         if kind == "fold":
             host = distinct[0]
             members[host].append(op.name)
-            folded_ops[host].append(ot)
+            # A product with a constant (a layer scale, YOLOv7's ImplicitM) is no gate of an
+            # activation diamond: only ``x * f(x)`` makes the unit a SiLU, Mish or HardSwish.
+            folded_ops[host].append(f"{ot}(const)" if ot in ELEMENTWISE_MERGES and len(data) < 2 else ot)
             for o in op.outputs:
                 if o:
                     unit_of[o] = host

@@ -55,6 +55,13 @@ def test_silu_mish_hardswish_gelu_fold_into_one_unit_each(write_model):
         assert len(conv.nodes) > 1  # the activation's nodes are listed on the unit
 
 
+def test_a_product_with_a_constant_is_no_activation_gate(write_model):
+    """YOLOv7's ImplicitM (conv · learned scale) before the decode sigmoid is no SiLU."""
+    body = "k = Constant <value = float[1,4,1,1] {1.0, 2.0, 3.0, 4.0}> ()\n m = Mul (c, k)\n y = Sigmoid (m)"
+    conv = next(u for u in layers_of(write_model, _activation_graph(body)).units() if u.weighted)
+    assert conv.activation == "sigmoid"
+
+
 def test_chunk_shape_arithmetic_add_is_shape_and_never_a_merge(write_model):
     # What `.chunk(2, 1)` exports to with dynamic shapes: Shape→Gather→Add→Div→Slice.
     text = """

@@ -12,7 +12,7 @@ Raw units are then grouped into detection *levels*: walking back from each raw u
 single-input weighted units gives its branch; raw units whose branches meet belong to one
 level (the cls, box and objectness branches of one scale meet at their stem or at the neck
 feature). A level of one 1×1 conv is coupled; a level of two or more parallel branches is
-decoupled. Levels that reach the same set of outputs form one *head*.
+decoupled. Levels that share an output form one *head*.
 """
 
 from __future__ import annotations
@@ -61,8 +61,7 @@ class Level:
 
 @dataclass(frozen=True)
 class Head:
-    """Levels that reach the same outputs, with the DFL convs and decode-tail units of those
-    outputs."""
+    """Levels that share outputs, with the DFL convs and decode-tail units of those outputs."""
 
     outputs: tuple[str, ...]
     levels: tuple[Level, ...]
@@ -286,9 +285,14 @@ def analyze_heads(ctx: DetectionContext) -> HeadAnalysis:
             levels.append(_level(ctx, raw, outs, chains, others))
     levels.sort(key=lambda lv: rank[lv.raw[0]])
 
+    # Levels that share an output form one head (an export may also emit each level's raw
+    # tensor beside the decoded concat: those levels still belong together).
     by_outputs: dict[frozenset[str], list[Level]] = {}
     for lv in levels:
-        by_outputs.setdefault(lv.outputs, []).append(lv)
+        joined = [k for k in by_outputs if k & lv.outputs]
+        outs = frozenset(lv.outputs).union(*joined)
+        by_outputs[outs] = sorted([m for k in joined for m in by_outputs.pop(k)] + [lv],
+                                  key=lambda m: rank[m.raw[0]])
     heads = []
     out_index = {o: i for i, o in enumerate(layers.outputs)}
     for outs, lvls in by_outputs.items():
@@ -505,9 +509,12 @@ class One2OneHeadDetector:
 
 class FcHeadDetector:
     """v1's fully connected head: a feature map flattened into a fully connected layer,
-    chained into a second one that is a raw head output (Flatten → Gemm → Gemm).
+    chained into a second one that is a raw head output (Flatten → Gemm → Gemm) — or, as in
+    Darknet's ``yolov1.cfg``, a locally connected layer (unshared weights per position,
+    exported as an Einsum over the unfolded map) chained into the fully connected output.
 
-    Evidence: "flattened feature map into two chained fully connected layers".
+    Evidence: "flattened feature map into two chained fully connected layers" /
+    "locally connected layer into a fully connected layer".
     """
 
     kind = "fc_head"
@@ -519,9 +526,13 @@ class FcHeadDetector:
             if not _is_fc(ctx, r):
                 continue
             preds = ctx.preds(r)
-            if len(preds) != 1 or not _is_fc(ctx, preds[0]) or len(ctx.succs(preds[0])) != 1:
+            if len(preds) != 1 or not (_is_fc(ctx, preds[0]) or _is_local(ctx, preds[0])) \
+                    or len(ctx.succs(preds[0])) != 1:
                 continue
             first = preds[0]
+            if _is_local(ctx, first):
+                return [ctx.make_match(self.kind, [first, r], structure={"layers": 2, "local": True},
+                                       evidence="locally connected layer into a fully connected layer")]
             feed = ctx.preds(first)
             if len(feed) != 1 or not _flattens(ctx, feed[0]):
                 continue
@@ -532,6 +543,12 @@ class FcHeadDetector:
 
 def _is_fc(ctx: DetectionContext, uid: str) -> bool:
     return ctx.is_weighted(uid) and ctx.unit(uid).op_type in ("Gemm", "MatMul", "FusedMatMul")
+
+
+def _is_local(ctx: DetectionContext, uid: str) -> bool:
+    """A locally connected layer: a weighted Einsum whose weight has one matrix per position."""
+    shape = dict(ctx.unit(uid).attrs).get("weight_shape")
+    return ctx.is_weighted(uid) and ctx.unit(uid).op_type == "Einsum" and isinstance(shape, tuple) and len(shape) >= 3
 
 
 def _flattens(ctx: DetectionContext, uid: str) -> bool:

@@ -142,12 +142,40 @@ def test_embedded_nms(write_model: Callable[..., Path]) -> None:
     assert found == {"decoupled_head": 2, "dfl": 1, "nms": 1}
 
 
+def test_levels_sharing_an_output_are_one_head(write_model: Callable[..., Path]) -> None:
+    """YOLOv7's training export: the decoded concat of every level, plus each level's raw map."""
+    from graphpath.blocks.base import DetectionContext
+    from graphpath.blocks.heads import analyze_heads
+
+    net = HeadNet()
+    p3, p4 = _features(net)
+    o3 = net.conv(net.conv(p3, 8, 8, 3), 8, 3 * (5 + NC), act=False)
+    o4 = net.conv(net.conv(p4, 8, 8, 3), 8, 3 * (5 + NC), act=False)
+    decoded = net.op("Concat <axis = 2>", net.flat(o3, 3 * (5 + NC), 256), net.flat(o4, 3 * (5 + NC), 64))
+    graph = onnx_io.load(write_model(net.text_outputs(decoded, o3, o4)))
+    analysis = analyze_heads(DetectionContext(layers=build_layers(graph), graph=graph))
+    assert len(analysis.heads) == 1 and len(analysis.heads[0].levels) == 2
+
+
 def test_fc_head(write_model: Callable[..., Path]) -> None:
     net = HeadNet()
     f = net.op("Flatten", net.conv(net.conv("x", 8, 2, 3, 4), 2, 2, 3, 2))  # 2×4×4 = 32
     w1, w2 = net._name("fw"), net._name("fw")
     net.decls += [f"float[32,16] {w1}", f"float[16,10] {w2}"]
     y = net.op("Gemm", net.op("Relu", net.op("Gemm", f, w1)), w2)
+    _, found = _detect(write_model, net, y)
+    assert found == {"fc_head": 1}
+
+
+def test_fc_head_after_a_locally_connected_layer(write_model: Callable[..., Path]) -> None:
+    """Darknet's yolov1.cfg: a ``local`` layer (one weight matrix per position, an Einsum)
+    into the fully connected output."""
+    net = HeadNet()
+    f = net.op("Reshape", net.conv("x", 8, 2, 3, 4), net.const("int64", [1, 2, 16]))  # 16 positions
+    wl, w2 = net._name("lw"), net._name("fw")
+    net.decls += [f"float[16,4,2] {wl}", f"float[64,10] {w2}"]
+    local = net.op('Einsum <equation = "bcp,pdc->bdp">', f, wl)
+    y = net.op("Gemm", net.op("Flatten", net.op("LeakyRelu", local)), w2)
     _, found = _detect(write_model, net, y)
     assert found == {"fc_head": 1}
 
