@@ -264,7 +264,7 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
         elif ot in TRANSPARENT_OPS and op.is_standard:
             kind = "fold" if len(distinct) == 1 else "merge"
         elif ot in SPLIT_OPS:
-            kind = "split"
+            kind = "fold" if _whole_slice(graph, op) else "split"
         elif ot in POOL_OPS:
             kind = "pool"
         elif ot in RESAMPLE_OPS:
@@ -311,6 +311,15 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
             scope=proto["scope"], params=proto["params"], attrs=proto["attrs"],
         )
     return LayerGraph(dag=dag, inputs=tuple(inputs), outputs=tuple(outputs))
+
+
+def _whole_slice(graph: ModelGraph, op: OpNode) -> bool:
+    """A Slice that keeps its whole input (Darknet route layers exported as ``x[:, 0:C]``):
+    shape inference gives the output the input's full, static shape."""
+    if op.op_type != "Slice" or not op.inputs or not op.outputs:
+        return False
+    before, after = graph.value_shapes.get(op.inputs[0]), graph.value_shapes.get(op.outputs[0])
+    return (before is not None and before == after and all(isinstance(d, int) for d in before))
 
 
 def _has_static_operand(graph: ModelGraph, op: OpNode) -> bool:

@@ -62,6 +62,17 @@ def test_a_product_with_a_constant_is_no_activation_gate(write_model):
     assert conv.activation == "sigmoid"
 
 
+def test_a_slice_that_keeps_everything_is_transparent(write_model):
+    """Darknet route layers export as ``x[:, 0:C]``: no split, the pool reads the conv itself."""
+    body = ("st = Constant <value = int64[1] {0}> ()\n en = Constant <value = int64[1] {4}> ()\n"
+            " ax = Constant <value = int64[1] {1}> ()\n s = Slice (c, st, en, ax)\n"
+            " y = MaxPool <kernel_shape = [3, 3], pads = [1, 1, 1, 1]> (s)")
+    lay = layers_of(write_model, _activation_graph(body))
+    assert kinds(lay) == {"input": 1, "output": 1, "weighted": 1, "pool": 1}
+    half = body.replace("{4}", "{2}")  # channels 0-1 only: a real split
+    assert "split" in kinds(layers_of(write_model, _activation_graph(half)))
+
+
 def test_chunk_shape_arithmetic_add_is_shape_and_never_a_merge(write_model):
     # What `.chunk(2, 1)` exports to with dynamic shapes: Shape→Gather→Add→Div→Slice.
     text = """
