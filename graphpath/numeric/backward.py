@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ import numpy as np
 
 from graphpath import onnx_io
 from graphpath.errors import GraphpathError
+from graphpath.graph import ModelGraph
 from graphpath.layers import build_layers
 from graphpath.numeric.backends import Backend, TorchBackend, select_backends
 from graphpath.numeric.measures import (
@@ -121,6 +122,18 @@ class BackwardOptions:
     parity_atol: float = 1e-4
     thresholds: VerdictThresholds = DEFAULT_THRESHOLDS
     head_finder: HeadFinder | None = field(default=None, compare=False)
+
+
+def _why_no_gradient(graph: ModelGraph, heads: Sequence[str], op_norms: Sequence[OperatorNorm]) -> str:
+    """Why nothing reaches the first feature map, when the weights say it: zero prediction convs
+    (YOLOv6 and others initialise them to zero) pass no gradient back at all."""
+    sigma = {o.weight: o.sigma for o in op_norms}
+    zero = sorted(w for h in heads if h in graph.producer_of
+                  for w in graph.op(graph.producer_of[h]).inputs[1:2] if sigma.get(w) == 0.0)
+    if zero:
+        return (f"; {len(zero)} of the {len(heads)} raw head convs have all-zero weights (zero-initialised "
+                "prediction layers), so no gradient flows back into the body at these weights")
+    return "; no gradient reaches the first feature map (zero weights or dead activations on every path)"
 
 
 # --------------------------------------------------------------------------- report
@@ -475,6 +488,8 @@ def run_backward(path: str | os.PathLike[str], options: BackwardOptions | None =
         verdict_value, reason = "nan", "no depth-1 weighted unit feeds the heads; the ratio is undefined"
     else:
         verdict_value, reason = verdict(ratio, [c.rel_grad_norm for c in curve], nf, th)
+        if ratio == 0.0:
+            reason += _why_no_gradient(graph, heads, op_norms)
     dead = {k: {"dead": v[0], "total": v[1], "fraction": v[0] / v[1] if v[1] else 0.0, "units": v[2]}
             for k, v in dead_counts.items()}
     timings["total"] = time.perf_counter() - t0

@@ -245,3 +245,14 @@ def test_backend_both_reports_agreement(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert calls[-1][0] == calls[-1][1] and [c[0] for c in calls] == sorted(c[0] for c in calls)
     auto = run_backward(path, BackwardOptions(probes=1, device="cpu", power_iters=5))
     assert auto.backend == "ort-training" and "installed and able" in auto.backend_reason
+
+
+def test_zero_initialised_head_says_why_nothing_flows(tmp_path: Path) -> None:
+    """YOLOv6 initialises its prediction convs to zero: the ratio is exactly 0, and the reason
+    names the zero weights rather than only the number."""
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], kernel_shape=[1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2"], ["y"], kernel_shape=[1, 1])]
+    report = run_backward(save(tmp_path, nodes, {"w1": eye(1.0), "w2": eye(0.0)}), FAST)
+    assert report.ratio == 0.0 and report.verdict == "vanishing"
+    assert "1 of the 1 raw head convs have all-zero weights" in report.reason
