@@ -163,6 +163,22 @@ def test_dynamic_dimensions_are_kept_as_names(write_model):
     assert summarize_model(graph).dynamic_inputs is True
 
 
+def test_shapes_reach_through_large_weights_and_small_shape_constants(tmp_path):
+    """Shape inference runs on a copy without the weights' bytes; a Reshape target keeps its
+    value, so the shapes after it are still known."""
+    big = numpy_helper.from_array(np.ones((64, 8, 3, 3), np.float32), "w")  # 18 KiB
+    target = numpy_helper.from_array(np.array([1, -1], np.int64), "target")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Reshape", ["c", "target"], ["y"], name="flat")]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], [big, target]))
+    graph = onnx_io.load(_plain(tmp_path, model))
+    assert graph.value_shapes["c"] == (1, 64, 4, 4)
+    assert graph.value_shapes["y"] == (1, 1024)
+    assert graph.params["w"].count == 64 * 8 * 9
+
+
 def test_cycle_is_an_input_error(tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
     y = helper.make_tensor_value_info("b", TensorProto.FLOAT, [1])
