@@ -408,8 +408,10 @@ AUDIT_FORMATS: dict[str, str] = {
     "sarif": "graphpath.formats.sarif:render",
     "junit": "graphpath.formats.junit:render",
     "github": "graphpath.formats.github:render",
-    "markdown": "graphpath.formats.audit_md:render",
+    "md": "graphpath.formats.audit_md:render",
 }
+#: Other names accepted for a format (``report`` says ``md``; ``markdown`` reads as well).
+AUDIT_FORMAT_ALIASES: dict[str, str] = {"markdown": "md"}
 
 
 def get_audit_renderer(name: str) -> Callable[[AuditResult], str]:
@@ -420,7 +422,7 @@ def get_audit_renderer(name: str) -> Callable[[AuditResult], str]:
     """
     from graphpath.formats import load_renderer
 
-    return load_renderer(AUDIT_FORMATS, name, "audit format")
+    return load_renderer(AUDIT_FORMATS, AUDIT_FORMAT_ALIASES.get(name, name), "audit format")
 
 
 def render_json(result: AuditResult) -> str:
@@ -435,6 +437,7 @@ def parse_write(spec: str) -> tuple[str, Path]:
     ('sarif', PosixPath('out/graphpath.sarif'))
     """
     fmt, sep, file = spec.partition("=")
+    fmt = AUDIT_FORMAT_ALIASES.get(fmt, fmt)
     if not sep or not file or fmt not in AUDIT_FORMATS:
         raise GraphpathError(f"--write {spec!r}: expected FORMAT=FILE with FORMAT one of {', '.join(AUDIT_FORMATS)}")
     return fmt, Path(file)
@@ -461,7 +464,7 @@ def render_rules(fmt: str = "text", rule: str | None = None) -> str:
         if r.thresholds:
             lines += ["", "thresholds: " + ", ".join(f"{t} (default {DEFAULT_THRESHOLDS[t]})" for t in r.thresholds)]
         return "\n".join(lines) + "\n"
-    if fmt == "markdown":
+    if fmt in ("md", "markdown"):
         rows = ["| id | name | severity | summary |", "| --- | --- | --- | --- |"]
         rows += [f"| {r.id} | `{r.name}` | {r.severity} | {r.summary} |" for r in rules]
         return "\n".join(rows) + "\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from graphpath.audit import AUDIT_FORMATS
+from graphpath.audit import AUDIT_FORMAT_ALIASES, AUDIT_FORMATS
 from graphpath.rules import SEVERITIES
 
 EXIT_USAGE = 2
@@ -32,7 +32,8 @@ EXIT_USAGE = 2
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Lowest severity that fails the audit (exit 1). Default: the config's, else error.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings fail the audit.")
-@click.option("--format", "fmt", type=click.Choice(list(AUDIT_FORMATS)), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice([*AUDIT_FORMATS, *AUDIT_FORMAT_ALIASES]), default="text",
+              show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the report to FILE (only after success) instead of stdout.")
 @click.option("--write", "writes", multiple=True, metavar="FORMAT=FILE",
@@ -85,7 +86,7 @@ def audit(ctx: click.Context, models: tuple[Path, ...], config_file: Path | None
 
 @click.command()
 @click.argument("rule", required=False)
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
+@click.option("--format", "fmt", type=click.Choice(["text", "md", "markdown", "json"]), default="text",
               show_default=True)
 def rules(rule: str | None, fmt: str) -> None:
     """List the audit rules, or explain RULE (an id such as GP201, or a name)."""

@@ -36,7 +36,8 @@ def test_rules_command(run_cli):
     assert one.exit_code == 0 and "max_shortest_path (default 32)" in one.stdout
     data = json.loads(run_cli("rules", "--format", "json").stdout)
     assert [r["id"] for r in data][:2] == ["GP101", "GP102"]
-    assert run_cli("rules", "--format", "markdown").stdout.startswith("| id |")
+    table = run_cli("rules", "--format", "md").stdout
+    assert table.startswith("| id |") and run_cli("rules", "--format", "markdown").stdout == table
     bad = run_cli("rules", "GP999")
     assert bad.exit_code == 2 and bad.stderr.strip().count("\n") == 0
 

@@ -173,7 +173,8 @@ def test_github_limits_per_level():
 
 
 def test_markdown_escapes_model_strings():
-    md = get_audit_renderer("markdown")(_result())
+    md = get_audit_renderer("md")(_result())
+    assert get_audit_renderer("markdown")(_result()) == md  # the long name is an alias
     assert "<b>" not in md and "<note>" not in md and "&lt;b&gt;" in md
     assert "a &lt;note&gt; with \\| pipes" in md
     for line in md.splitlines():
