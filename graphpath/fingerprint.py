@@ -45,6 +45,13 @@ How the close calls are resolved (the clue that decides is named in ``evidence``
   Without those blocks the structure cannot tell them apart and the answer is ``"cnn"``.
 * **Activations.** A dominant body activation that a generation is not trained with (the
   hard-swish of PP-PicoDet for every YOLO, ReLU for v8 …) counts against it.
+* **Tiny variants.** yolov2-tiny, yolov3-tiny and yolov4-tiny have none of their generation's
+  defining blocks: each is a short leaky-ReLU conv stack downsampled by max pools, with one
+  (v2) or two (v3, v4; joined by an FPN merge) coupled anchor head levels. They have profiles
+  of their own (``variant="tiny"``), answered as their generation; v4-tiny is told from v3-tiny
+  by its CSP-tiny blocks (half the channels of a conv routed through two convs and re-joined
+  with the full map). yolov1-tiny's single fully connected output is not told from a
+  classifier's and stays ``"cnn"``; yolov7-tiny has ELAN blocks and is v7.
 * **RT-DETR.** Attention in numbers (transformer encoder/decoder), GridSample (deformable
   attention), TopK query selection without NMS, LayerNormalization, and no anchor or DFL head.
 
@@ -88,12 +95,14 @@ class Fingerprint:
         confidence: in [0, 1].
         evidence: short sentences, the strongest first; contradictions start with "against:".
         alternatives: other candidates as ``(generation, confidence)``, best first.
+        variant: ``"tiny"`` for Darknet's tiny layouts of v2–v4, else ``""``.
     """
 
     generation: str
     confidence: float
     evidence: tuple[str, ...] = ()
     alternatives: tuple[tuple[str, float], ...] = ()
+    variant: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +110,7 @@ class Fingerprint:
             "confidence": round(self.confidence, 3),
             "evidence": list(self.evidence),
             "generation": self.generation,
+            "variant": self.variant,
         }
 
 
@@ -181,10 +191,16 @@ def _attention(s: Signals) -> int:
 
 @dataclass(frozen=True)
 class Profile:
+    """A generation's evidence; ``variant`` names a second layout of the same generation
+    (``"tiny"``), scored on its own and answered as its generation, and only where its
+    ``layout`` holds (so it never discounts the confidence of unrelated graphs)."""
+
     generation: str
     clues: tuple[Clue, ...]
     bonus: tuple[Clue, ...] = ()
     against: tuple[Clue, ...] = ()
+    variant: str = ""
+    layout: Callable[[Signals], bool] | None = None
 
     @property
     def budget(self) -> float:
@@ -192,6 +208,8 @@ class Profile:
 
     def score(self, s: Signals) -> tuple[float, bool, list[str], list[str]]:
         """(score, a key clue matched, supporting sentences, contradicting sentences)."""
+        if self.layout is not None and not self.layout(s):
+            return 0.0, False, [], []
         got = 0.0
         key = False
         support: list[tuple[float, str]] = []
@@ -271,6 +289,32 @@ def _c3_body(s: Signals) -> bool:
     return s.n("csp") > 0 and _no_late_blocks(s)
 
 
+def _tiny_darknet(s: Signals) -> bool:
+    """Darknet's tiny layout: a short leaky-ReLU conv stack downsampled by stride-2 max pools,
+    with no residual, CSP or later-generation block (yolov2/v3/v4-tiny.cfg)."""
+    f = s.facts
+    return (f.share("leaky_relu") >= 0.5 and f.maxpool_downsamples >= 3 and 0 < f.convs <= 40
+            and not s.n("residual") and not s.n("csp") and _no_late_blocks(s))
+
+
+def tiny(levels: int, weight: float) -> Clue:
+    """The tiny layout with ``levels`` coupled anchor head levels (an FPN merge joins two)."""
+
+    def check(s: Signals) -> str | None:
+        if not _tiny_darknet(s) or s.n("coupled_head") != levels or (levels > 1) != (s.n("fpn") > 0):
+            return None
+        f = s.facts
+        return (f"tiny Darknet layout: {f.convs} leaky-ReLU convs, {f.maxpool_downsamples} stride-2 max pools, "
+                f"{levels} coupled anchor head level{'s' if levels > 1 else ''}, no residual or CSP bottleneck")
+
+    return Clue(weight, check, key=True)
+
+
+_HALF_SPLITS = fact(lambda s: s.facts.half_splits >= 2,
+                    "half-channel route splits re-joined with the full map (CSP-tiny blocks)", 3.0)
+_NO_HALF_SPLITS = fact(lambda s: s.facts.half_splits < 2, "no half-channel route splits (CSP-tiny blocks)", 3.0)
+
+
 def unless_u_head(clue: Clue, body: Callable[[Signals], bool]) -> Clue:
     """``clue``, except on a "u" re-release (the v8 head on the generation's own ``body``)."""
     return Clue(clue.weight, lambda s: None if _u_head(s) and body(s) else clue.check(s), clue.key)
@@ -339,6 +383,28 @@ PROFILES: tuple[Profile, ...] = (
         fact(lambda s: s.facts.anchors == 5, "5 anchors per cell", 0.5),
     ), against=(block("residual", 1.5), block("csp", 1.5), block("fpn", 1.0), _NOT_DECOUPLED)
        + _against_late("v2")),
+    Profile("v2", (
+        tiny(1, 3.0),
+        coupled(1.0),
+        _LEAKY,
+        fact(lambda s: s.facts.anchors == 5, "5 anchors per cell", 0.5),
+    ), against=(block("fpn", 1.5), _HALF_SPLITS) + _against_late("v2"), variant="tiny", layout=_tiny_darknet),
+    Profile("v3", (
+        tiny(2, 3.0),
+        block("fpn", 1.0, what="FPN top-down merge"),
+        coupled(1.5),
+        _LEAKY,
+    ), bonus=(fact(lambda s: s.facts.anchors == 3, "3 anchors per cell", 0.25),),
+       against=(_HALF_SPLITS, block("pan", 1.0), block("sppf", 1.0)) + _against_late("v3"),
+       variant="tiny", layout=_tiny_darknet),
+    Profile("v4", (
+        tiny(2, 3.0),
+        block("fpn", 1.0, what="FPN top-down merge"),
+        coupled(1.5),
+        _LEAKY,
+    ), bonus=(fact(lambda s: s.facts.anchors == 3, "3 anchors per cell", 0.25), _HALF_SPLITS),
+       against=(_NO_HALF_SPLITS, block("pan", 1.0), block("sppf", 1.0)) + _against_late("v4"),
+       variant="tiny", layout=_tiny_darknet),
     Profile("v3", (
         fact(lambda s: _darknet53(s) and (s.facts.share("leaky_relu") >= 0.5 or _u_head(s)),
              "residual stages without CSP splits (Darknet-53), leaky ReLU or the 'u' head", 3.0, key=True),
@@ -483,24 +549,27 @@ def fingerprint(
 
 def decide(signals: Signals) -> Fingerprint:
     """Score every profile and pick the answer (the pure part of :func:`fingerprint`)."""
-    scored = {p.generation: p.score(signals) for p in PROFILES}
-    raw = {g: v[0] for g, v in scored.items()}
+    scored = [(p, p.score(signals)) for p in PROFILES]
+    raw: dict[str, float] = {}  # generation → its best profile's score
+    for p, (value, *_) in scored:
+        raw[p.generation] = max(raw.get(p.generation, 0.0), value)
 
-    def confidence(g: str) -> float:
-        s = raw[g]
+    def confidence(g: str, s: float | None = None) -> float:
+        s = raw[g] if s is None else s
         if s <= 0:
             return 0.0
         other = max((v for k, v in raw.items() if k != g), default=0.0)
         return s * (1.0 - 0.5 * min(1.0, other / s) ** 2)
 
     ranked = sorted(raw, key=lambda g: (-raw[g], GENERATIONS.index(g)))
-    eligible = [g for g in ranked if raw[g] >= MIN_SCORE and scored[g][1]]
+    eligible = sorted(((p, sc) for p, sc in scored if sc[0] >= MIN_SCORE and sc[1]),
+                      key=lambda t: (-t[1][0], GENERATIONS.index(t[0].generation), t[0].variant))
     if eligible:
-        best = eligible[0]
-        _, _, support, against = scored[best]
+        profile, (value, _, support, against) = eligible[0]
+        best = profile.generation
         evidence = tuple(support) + tuple(f"against: {t}" for t in against)
         alternatives = tuple((g, round(confidence(g), 3)) for g in ranked if raw[g] > 0.2 and g != best)
-        return Fingerprint(best, round(confidence(best), 3), evidence, alternatives[:3])
+        return Fingerprint(best, round(confidence(best, value), 3), evidence, alternatives[:3], profile.variant)
     generic, conf, why = _generic(signals)
     candidates = tuple((g, round(confidence(g), 3)) for g in ranked if raw[g] > 0.2)[:3]
     if candidates:

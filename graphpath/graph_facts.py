@@ -40,6 +40,9 @@ class GraphFacts:
         focus: the image is sliced space-to-depth into ≥ 4 parts and concatenated (Focus).
         stem: kernel and stride of the first conv after the input.
         attention_merges: data×data MatMul units (attention products).
+        maxpool_downsamples: stride-2 max pools (Darknet's tiny models downsample with them).
+        half_splits: splits that take half of a conv's channels at its resolution (Darknet's
+            ``route groups=2``, the CSP-tiny blocks of yolov4-tiny; C2f's Split too).
         pred_units: the layer-view ids of the prediction convs.
     """
 
@@ -58,6 +61,8 @@ class GraphFacts:
     focus: bool = False
     stem: tuple[int, int] | None = None
     attention_merges: int = 0
+    maxpool_downsamples: int = 0
+    half_splits: int = 0
     pred_units: tuple[str, ...] = field(default=(), repr=False)
 
     def op(self, op_type: str) -> int:
@@ -82,7 +87,7 @@ def graph_facts(layers: LayerGraph, graph: ModelGraph) -> GraphFacts:
     if not layers.dag.number_of_nodes():
         return GraphFacts()
     acts: Counter[str] = Counter()
-    weighted = convs = linears = attn = 0
+    weighted = convs = linears = attn = pools = halves = 0
     for u in layers.units():
         if u.kind in ("weighted", "merge") and u.activation in BODY_ACTIVATIONS:
             acts[u.activation] += 1
@@ -94,6 +99,10 @@ def graph_facts(layers: LayerGraph, graph: ModelGraph) -> GraphFacts:
                 linears += 1
         elif u.kind == "merge" and u.op_type in ("MatMul", "Einsum", "FusedMatMul"):
             attn += 1
+        elif u.kind == "pool" and u.op_type == "MaxPool" and u.attr("strides") == (2, 2):
+            pools += 1
+        elif u.kind == "split" and _half_split(layers, u.id):
+            halves += 1
     ops = Counter(op.op_type for op in graph.ops())
     dfl, bins = _dfl_convs(layers, graph)
     preds = _prediction_units(layers, dfl)
@@ -106,7 +115,7 @@ def graph_facts(layers: LayerGraph, graph: ModelGraph) -> GraphFacts:
         pred_channels=channels, objectness=_objectness(channels), dfl=len(dfl),
         decoupled=_decoupled(channels, bins), anchors=anchors, levels=levels,
         out_shapes=out_shapes, focus=_focus(layers), stem=_stem(layers), attention_merges=attn,
-        pred_units=preds,
+        maxpool_downsamples=pools, half_splits=halves, pred_units=preds,
     )
 
 
@@ -125,6 +134,18 @@ def _cout(layers: LayerGraph, uid: str) -> int | None:
             return int(shape[1]) * int(dict(layers.unit(uid).attrs).get("group", 1) or 1)  # type: ignore[call-overload]
         return int(shape[-1]) if unit.op_type != "Gemm" else None
     return None
+
+
+def _half_split(layers: LayerGraph, uid: str) -> bool:
+    """A split whose (first) output keeps half the channels of the conv feeding it, at the
+    same resolution."""
+    preds = list(layers.dag.predecessors(uid))
+    if len(preds) != 1 or not layers.unit(preds[0]).weighted:
+        return False
+    part, whole = layers.unit(uid).attr("shape"), layers.unit(preds[0]).attr("shape")
+    if not (isinstance(part, tuple) and isinstance(whole, tuple) and len(part) == len(whole) == 4):
+        return False
+    return isinstance(whole[1], int) and part[1] == whole[1] // 2 and whole[1] % 2 == 0 and part[2:] == whole[2:]
 
 
 def _dfl_convs(layers: LayerGraph, graph: ModelGraph) -> tuple[frozenset[str], int]:
@@ -205,8 +226,9 @@ def _anchors(layers: LayerGraph, shapes: Sequence[Any]) -> tuple[int | None, int
     """Predictions per grid cell and detection levels, from the outputs' sizes.
 
     Flattened outputs ``(1, N, K)`` or ``(1, K, N)``: N is compared with the grid cells at
-    strides 8/16/32(/64) of a static input. Raw maps ``(1, C, H, W)``: one level each, and the
-    anchors follow from equal channel counts C = A×(5+classes).
+    strides 8/16/32(/64) of a static input, then 16/32 (v3/v4-tiny) and 32 alone (v2). Raw
+    maps ``(1, C, H, W)``: one level each, and the anchors follow from equal channel counts
+    C = A×(5+classes).
     """
     hw = _static_hw(layers)
     maps = [s for s in shapes if isinstance(s, tuple) and len(s) == 4 and all(isinstance(d, int) for d in s)]
@@ -214,7 +236,7 @@ def _anchors(layers: LayerGraph, shapes: Sequence[Any]) -> tuple[int | None, int
     if flat and hw:
         for s in flat:
             dims = [d for d in s[1:] if isinstance(d, int)]
-            for strides in ((8, 16, 32), (8, 16, 32, 64)):
+            for strides in ((8, 16, 32), (8, 16, 32, 64), (16, 32), (32,)):  # last two: tiny
                 cells = _cells(hw, strides)
                 for n in dims:
                     if n % cells == 0 and 1 <= n // cells <= 9 and n != min(dims):

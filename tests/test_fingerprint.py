@@ -4,6 +4,7 @@ structural facts, thin evidence, and the JSON form."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def fp_of(name: str, counts: dict[str, int] | None = None) -> Fingerprint:
 @pytest.mark.parametrize("name", sorted(MANIFEST))
 def test_zoo_model_fingerprints_to_its_generation(name: str) -> None:
     fp = fp_of(name)
-    assert fp.generation == MANIFEST[name]["generation"], fp
+    assert fp.generation == MANIFEST[name]["generation"] and fp.variant == "", fp
     assert fp.confidence >= 0.7, fp
     assert fp.evidence and all(isinstance(e, str) and e for e in fp.evidence)
     assert all(g != fp.generation and 0 <= c < fp.confidence for g, c in fp.alternatives)
@@ -155,6 +156,44 @@ def test_ultralytics_u_variants_keep_their_generation() -> None:
     # a v8 whose C2f blocks were all missed is no confident v3u: SPPF and PAN speak against it
     missed = decide(Signals({**u_head, "pan": 2, "residual": 6, "sppf": 1}, silu))
     assert missed.generation != "v3" or missed.confidence < 0.5
+
+
+def test_darknet_tiny_variants_by_their_layout() -> None:
+    """yolov2/v3/v4-tiny: a short leaky conv stack pooled down, one or two anchor head levels;
+    v4-tiny's CSP-tiny blocks (half-channel route splits) tell it from v3-tiny."""
+    tiny = GraphFacts(activations=(("leaky_relu", 13),), convs=13, weighted=13, maxpool_downsamples=5)
+    two_levels = {"plain_stage": 2, "coupled_head": 2, "fpn": 1}
+    v3 = decide(Signals(two_levels, tiny))
+    assert v3.generation == "v3" and v3.evidence[0].startswith("tiny Darknet layout") and v3.confidence >= 0.7
+    assert v3.to_dict()["variant"] == "tiny"
+    v4 = decide(Signals(two_levels, replace(tiny, half_splits=3)))
+    assert v4.generation == "v4" and any("CSP-tiny" in e for e in v4.evidence)
+    assert decide(Signals({"plain_stage": 1, "coupled_head": 1}, tiny)).generation == "v2"
+    # no anchor head: a leaky, max-pooled classifier stays a generic cnn
+    assert decide(Signals({"plain_stage": 2}, tiny)).generation == "cnn"
+    # residual stages or strided convs instead of pools are not the tiny layout
+    assert not any("tiny" in e for e in decide(Signals({**two_levels, "residual": 4}, tiny)).evidence)
+    strided = replace(tiny, maxpool_downsamples=0)
+    assert decide(Signals(two_levels, strided)).generation == "cnn"
+
+
+def test_half_splits_and_pooling_facts(write_model) -> None:
+    text = """
+    csptiny (float[1,8,8,8] x) => (float[1,12,4,4] y)
+    <float[8,8,3,3] w0, float[4,4,3,3] w1, int64[1] lo = {4}, int64[1] hi = {8}, int64[1] ax = {1}>
+    {
+        c0 = Conv <kernel_shape = [3, 3], pads = [1, 1, 1, 1]> (x, w0)
+        a0 = LeakyRelu <alpha = 0.1> (c0)
+        half = Slice (a0, lo, hi, ax)
+        c1 = Conv <kernel_shape = [3, 3], pads = [1, 1, 1, 1]> (half, w1)
+        a1 = LeakyRelu <alpha = 0.1> (c1)
+        cat = Concat <axis = 1> (a0, a1)
+        y = MaxPool <kernel_shape = [2, 2], strides = [2, 2]> (cat)
+    }
+    """
+    graph = onnx_io.load(write_model(text))
+    facts = graph_facts(build_layers(graph), graph)
+    assert (facts.half_splits, facts.maxpool_downsamples) == (1, 1)
 
 
 def test_yolox_and_v6_apart() -> None:

@@ -25,7 +25,8 @@ def render_structure(section: Mapping[str, Any], *, max_lines: int = 400) -> str
     """``section`` holds ``blocks``, ``block_counts``, ``fingerprint`` and ``export_notes`` as
     in the analyze JSON."""
     fp = section["fingerprint"]
-    lines = [f"Generation: {fp['generation']} (confidence {fp['confidence']:.2f})"]
+    variant = f" {fp['variant']}" if fp.get("variant") else ""
+    lines = [f"Generation: {fp['generation']}{variant} (confidence {fp['confidence']:.2f})"]
     lines += [f"  - {e}" for e in fp.get("evidence", ())]
     counts: Mapping[str, int] = section["block_counts"]
     lines.append("")

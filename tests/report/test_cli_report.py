@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import click
@@ -154,3 +155,11 @@ def test_row_summary_for_analyze(static_reports: dict) -> None:
     assert "\n" not in line
     assert line.startswith("stability: yolov8n.onnx · v8 · C2f + SPPF + PAN + DFL · 106 units, depth 49")
     assert "not measured" in line and "seed v8 claims ✅ stable" in line
+
+
+def test_a_tiny_variant_is_named_in_the_architecture(static_reports: dict) -> None:
+    from graphpath.table import build_row
+
+    report = copy.deepcopy(static_reports["yolov8n.onnx"])
+    report["fingerprint"]["variant"] = "tiny"
+    assert build_row(report, None).architecture == "tiny: C2f + SPPF + PAN + DFL"
