@@ -24,7 +24,13 @@ from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
 
 from graphpath.errors import GraphpathError
-from graphpath.onnx_io import _external_location, _outer_references, _weight_constant, load_inlined
+from graphpath.onnx_io import (
+    _external_location,
+    _outer_references,
+    _weight_constant,
+    _without_bulk_data,
+    load_inlined,
+)
 from graphpath.ops import NON_DIFFERENTIABLE_OPS, carries_gradient
 
 __all__ = ["TRAINING_LOSS", "TrainingModel", "parse_model_bytes", "training_model", "training_model_bytes"]
@@ -202,7 +208,7 @@ def _unique_name(base: str, taken: set[str]) -> str:
 def _tensor_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
     """Types (with inferred shapes where inference succeeds) by tensor name."""
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(_without_bulk_data(model), strict_mode=False, data_prop=True)
     except Exception:  # onnx raises several unrelated types; fall back to the declared types
         inferred = model
     g = inferred.graph
