@@ -17,7 +17,7 @@ from graphpath.graph import ModelGraph
 from graphpath.layers import LayerGraph
 
 #: Detector families, imported on first use. ``plain`` reads every other kind, so it is last.
-FAMILY_MODULES = ("residual", "csp", "elan", "pooling", "attention", "neck", "heads", "pgi", "plain")
+FAMILY_MODULES = ("residual", "csp", "elan", "pooling", "attention", "neck", "heads", "head_roles", "pgi", "plain")
 
 #: The block ids of TOPOLOGIES.md, in its table order (also the order of ``block_counts``).
 BLOCK_IDS = (

@@ -1,5 +1,6 @@
-"""Detection-head detectors: ``fc_head``, ``coupled_head``, ``decoupled_head``, ``dfl``,
-``aux_head``, ``one2one_head`` and ``nms`` (see GUIDE.md).
+"""Detection-head detectors: ``fc_head``, ``coupled_head``, ``decoupled_head``, ``dfl`` and
+``nms`` (see GUIDE.md); :mod:`graphpath.blocks.head_roles` tells auxiliary and one-to-one
+heads apart on the heads found here.
 
 Every head is found from the graph outputs backwards. :func:`analyze_heads` walks from each
 output through the *decode tail* (every unit that is not weighted: reshapes, sigmoids, grid and
@@ -174,7 +175,7 @@ def head_tensors(layers: LayerGraph, graph: ModelGraph) -> dict[str, tuple[str, 
 # --------------------------------------------------------------------------- levels and heads
 
 
-def _branch(ctx: DetectionContext, raw: str) -> list[str]:
+def branch(ctx: DetectionContext, raw: str) -> list[str]:
     """``raw`` and the weighted units behind it, followed while each unit has one input.
 
     A strided conv ends the branch (head branches keep their level's resolution; a stride-2
@@ -238,7 +239,7 @@ def analyze_heads(ctx: DetectionContext) -> HeadAnalysis:
         if ctx.unit(r).op_type in ("Conv", "QLinearConv", "ConvInteger")
         and ctx.unit(r).activation not in HIDDEN_ACTIVATIONS
     ]
-    chains = {r: _branch(ctx, r) for r in detect_raw}
+    chains = {r: branch(ctx, r) for r in detect_raw}
 
     # Union raw units whose branches share a unit.
     parent = {r: r for r in detect_raw}
@@ -277,7 +278,7 @@ def analyze_heads(ctx: DetectionContext) -> HeadAnalysis:
         parts: dict[frozenset[str], list[str]] = {}
         for r in members:
             parts.setdefault(frozenset(reach[r]), []).append(r)
-        if len(parts) > 1 and all(len(p) >= 2 for p in parts.values()):
+        if len(parts) > 1 and (all(len(p) >= 2 for p in parts.values()) or _repeated_conv(ctx, parts.values())):
             split = list(parts.items())
         else:
             split = [(frozenset(o for r in members for o in reach[r]), members)]
@@ -293,8 +294,9 @@ def analyze_heads(ctx: DetectionContext) -> HeadAnalysis:
         outs = frozenset(lv.outputs).union(*joined)
         by_outputs[outs] = sorted([m for k in joined for m in by_outputs.pop(k)] + [lv],
                                   key=lambda m: rank[m.raw[0]])
-    heads = []
     out_index = {o: i for i, o in enumerate(layers.outputs)}
+    by_outputs = _join_raw_maps(ctx, by_outputs, out_index)
+    heads = []
     for outs, lvls in by_outputs.items():
         ordered = tuple(sorted(outs, key=out_index.__getitem__))
         head_dfl = tuple(sorted((d for d, r in dfl_reach.items() if r <= outs), key=rank.__getitem__))
@@ -310,73 +312,42 @@ def analyze_heads(ctx: DetectionContext) -> HeadAnalysis:
     )
 
 
+def _repeated_conv(ctx: DetectionContext, parts: Iterable[list[str]]) -> bool:
+    """One prediction conv per part, all of one width, each reaching its own outputs: the
+    same level of two heads (v7's lead and auxiliary heads on one neck feature), not the
+    branches of one decoupled level (those differ in width: box, class, objectness)."""
+    convs = [ctx.conv(p[0]) if len(p) == 1 else None for p in parts]
+    return all(c is not None for c in convs) and len({c.cout for c in convs if c is not None}) == 1
+
+
+def _join_raw_maps(ctx: DetectionContext, by_outputs: dict[frozenset[str], list[Level]],
+                   out_index: dict[str, int]) -> dict[frozenset[str], list[Level]]:
+    """Levels exported as raw maps, one output each, joined into heads in output order; a
+    head ends where a resolution repeats (v7's four lead outputs, then its four auxiliary ones;
+    a Darknet export's three maps are one head)."""
+    singles = sorted((k for k, v in by_outputs.items() if len(v) == 1 and len(k) == 1 and not v[0].decoupled),
+                     key=lambda k: out_index[next(iter(k))])
+    if len(singles) < 2:
+        return by_outputs
+    joined = {k: v for k, v in by_outputs.items() if k not in singles}
+    outs: frozenset[str] = frozenset()
+    group: list[Level] = []
+    for k in singles:
+        size = ctx.spatial(by_outputs[k][0].raw[0])
+        if group and (size is None or size in {ctx.spatial(lv.raw[0]) for lv in group}):
+            joined[outs] = group
+            outs, group = frozenset(), []
+        outs, group = outs | k, group + by_outputs[k]
+    joined[outs] = group
+    return joined
+
+
 def detection_heads(analysis: HeadAnalysis) -> list[Head]:
     """Heads that detect: at least two levels, or one decoupled level, or a DFL decode."""
     return [h for h in analysis.heads if len(h.levels) >= 2 or any(lv.decoupled for lv in h.levels) or h.dfl]
 
 
-def _features(ctx: DetectionContext, head: Head) -> set[str]:
-    """The units a head's levels start from (the unit behind each level's branches)."""
-    feats: set[str] = set()
-    for lv in head.levels:
-        for r in lv.raw:
-            chain = _branch(ctx, r)
-            feats.update(p for u in chain for p in ctx.preds(u) if p not in lv.units)
-            if lv.root is not None and lv.root not in lv.units:
-                feats.add(lv.root)
-    return feats
-
-
-def _stems(ctx: DetectionContext, head: Head) -> int:
-    """How many weighted units read a graph input among the head's ancestors."""
-    anc: set[str] = set()
-    for lv in head.levels:
-        anc |= nx.ancestors(ctx.layers.dag, lv.raw[0])
-    return sum(1 for u in anc if ctx.is_weighted(u) and any(p in ctx.layers.inputs for p in ctx.preds(u)))
-
-
-@dataclass(frozen=True)
-class HeadRoles:
-    """Which detection head is auxiliary and which is one-to-one, with the reason."""
-
-    aux: Head | None
-    one2one: Head | None
-    why_aux: str = ""
-    why_one2one: str = ""
-
-
-def head_roles(ctx: DetectionContext, analysis: HeadAnalysis) -> HeadRoles:
-    """Assign the auxiliary and one-to-one roles.
-
-    * Two heads on the same features (levels start from the same units): the one-to-many and
-      one-to-one heads of a v10 training graph; detaching is invisible in ONNX, so the official
-      output order decides: the first is the auxiliary one-to-many head, the second one-to-one.
-    * Two heads on different features: the auxiliary one is fed by the branch with more stems
-      reading the image (PGI's second backbone), ties broken by output order (first = auxiliary).
-    * One head whose decode tail selects with TopK and a graph without NMS: the NMS-free
-      one-to-one head of an end-to-end export.
-    """
-    heads = detection_heads(analysis)
-    if len(heads) >= 2:
-        first, second = heads[0], heads[1]
-        if _features(ctx, first) & _features(ctx, second):
-            return HeadRoles(
-                aux=first, one2one=second,
-                why_aux="first of two complete heads on the same features (one-to-many)",
-                why_one2one="second of two complete heads on the same features (one-to-one copy)",
-            )
-        aux = first if _stems(ctx, first) >= _stems(ctx, second) else second
-        return HeadRoles(aux=aux, one2one=None,
-                         why_aux="a second complete head fed by its own branch, with its own output")
-    if len(heads) == 1 and not _nms_ops(ctx.graph):
-        ops = {ctx.graph.op(n).op_type for u in heads[0].tail for n in ctx.unit(u).nodes}
-        if "TopK" in ops:
-            return HeadRoles(aux=None, one2one=heads[0],
-                             why_one2one="a single head whose decode selects with TopK and no NMS op")
-    return HeadRoles(aux=None, one2one=None)
-
-
-def _nms_ops(graph: ModelGraph) -> list[str]:
+def nms_ops(graph: ModelGraph) -> list[str]:
     """ONNX nodes that are a non-maximum suppression (standard or a vendor plug-in)."""
     return [op.name for op in graph.ops() if op.op_type == "NonMaxSuppression" or "NMS" in op.op_type.upper()]
 
@@ -462,51 +433,6 @@ class DflDetector:
         return found
 
 
-class AuxHeadDetector:
-    """The auxiliary detection head: a second complete head with its own graph output, either
-    on its own branch (PGI's auxiliary backbone, v9 training) or on the same features as the
-    main head (v10's one-to-many head, the first of the pair in output order).
-
-    Evidence: why the head is auxiliary (see :func:`head_roles`).
-    """
-
-    kind = "aux_head"
-    after: tuple[str, ...] = BODY_KINDS
-
-    def detect(self, ctx: DetectionContext) -> list[BlockMatch]:
-        roles = head_roles(ctx, analyze_heads(ctx))
-        if roles.aux is None:
-            return []
-        return [ctx.make_match(
-            self.kind, roles.aux.units,
-            structure={"levels": len(roles.aux.levels), "outputs": [ctx.unit(o).tensor for o in roles.aux.outputs]},
-            evidence=roles.why_aux,
-        )]
-
-
-class One2OneHeadDetector:
-    """The NMS-free one-to-one head (v10): the second of two complete heads on the same
-    features in a training graph, or the only head of an end-to-end export whose decode
-    selects with TopK/GatherElements and holds no NMS op.
-
-    Evidence: why the head is one-to-one (see :func:`head_roles`).
-    """
-
-    kind = "one2one_head"
-    after: tuple[str, ...] = BODY_KINDS
-
-    def detect(self, ctx: DetectionContext) -> list[BlockMatch]:
-        roles = head_roles(ctx, analyze_heads(ctx))
-        if roles.one2one is None:
-            return []
-        return [ctx.make_match(
-            self.kind, roles.one2one.units,
-            structure={"levels": len(roles.one2one.levels),
-                       "outputs": [ctx.unit(o).tensor for o in roles.one2one.outputs]},
-            evidence=roles.why_one2one,
-        )]
-
-
 class FcHeadDetector:
     """v1's fully connected head: a feature map flattened into a fully connected layer,
     chained into a second one that is a raw head output (Flatten → Gemm → Gemm) — or, as in
@@ -567,7 +493,7 @@ class NmsDetector:
     after: tuple[str, ...] = ()
 
     def detect(self, ctx: DetectionContext) -> list[BlockMatch]:
-        nms = _nms_ops(ctx.graph)
+        nms = nms_ops(ctx.graph)
         if not nms:
             return []
         ops = set(nms)
@@ -593,5 +519,5 @@ def _units_of(ctx: DetectionContext, ops: Iterable[str]) -> set[str]:
 
 
 for _detector in (FcHeadDetector(), CoupledHeadDetector(), DecoupledHeadDetector(), DflDetector(),
-                  AuxHeadDetector(), One2OneHeadDetector(), NmsDetector()):
+                  NmsDetector()):
     register(_detector)

@@ -4,8 +4,9 @@
 generation, and returns one :class:`ExportNote` per finding, in the order of :data:`CODES`:
 
 ==================  ========================================================================
-``repvgg-fused``    a v6/v7/v9 graph (v10 with a C2fCIB) without training-form RepVGG blocks:
-                    RepVGG/RepConv/RepConvN (RepVGGDW in v10) branches were fused
+``repvgg-fused``    a v6/v7/v9 graph (v10 with a C2fCIB) without training-form RepVGG blocks
+                    and without BatchNormalization: RepVGG/RepConv/RepConvN (RepVGGDW in
+                    v10) branches were fused
 ``pgi-dropped``     GELAN (or a v9 fingerprint) without PGI and without an auxiliary head
 ``one2many-dropped``  a one-to-one head without the one-to-many head beside it (v10 end-to-end)
 ``nms-embedded``    a NonMaxSuppression op (or an ``nms`` block) after the head
@@ -39,7 +40,7 @@ DETECTORS = BN_GENERATIONS | {"v1"}
 #: What the fused re-parameterised unit is called in each generation.
 _REP_NAMES = {
     "v6": "RepVGG blocks",
-    "v7": "RepConv units of the head",
+    "v7": "RepConv units of the head (YOLOv7 and v7x; W6, E6, D6 and E6E have none)",
     "v9": "RepConvN units inside GELAN",
     "v10": "the C2fCIB's RepVGGDW units (large-kernel ‖ 3×3 depth-wise)",
 }
@@ -81,7 +82,12 @@ def export_notes(
     found: list[ExportNote] = []
 
     rep = _REP_NAMES.get(generation)
-    if rep and not n.get("repvgg") and (generation != "v10" or n.get("c2fcib")):
+    # Re-parameterising folds BatchNormalization first: where BN is left, nothing was fused
+    # and a graph without RepVGG blocks never had them (YOLOv7-W6/E6/E6E, v7-tiny).
+    # v7-tiny (the leaky-ReLU v7) has no RepConv either.
+    if rep and not n.get("repvgg") and (generation != "v10" or n.get("c2fcib")) \
+            and not facts.op("BatchNormalization") \
+            and not (generation == "v7" and facts.dominant_activation[0] == "leaky_relu"):
         found.append(ExportNote(
             "repvgg-fused",
             f"{rep[0].upper() + rep[1:]} are fused into single convs: the training-form parallel "
@@ -152,9 +158,19 @@ def _decode_tail(graph: ModelGraph, layers: LayerGraph, facts: GraphFacts) -> st
             seen.add(succ)
             todo.append(succ)
             op = graph.op(succ)
-            if op.op_type in _DECODE_OPS and any(_const_size(graph, t) != 1 for t in op.inputs if t and _static(graph, t)):
+            implicit = node in start  # a learned per-channel scale straight on a prediction conv
+            if op.op_type in _DECODE_OPS and any(_const_size(graph, t) != 1 and not (implicit and _per_channel(graph, t))
+                                                 for t in op.inputs if t and _static(graph, t)):
                 hits += 1
     return f"{hits} grid/anchor/stride op(s) after the prediction convs" if hits else ""
+
+
+def _per_channel(graph: ModelGraph, tensor: str) -> bool:
+    """A learned per-channel tensor ``(1, C, 1, 1)``: v7's ImplicitA/ImplicitM around the
+    prediction convs, an affine, not grid, anchor or stride arithmetic."""
+    param = graph.params.get(tensor)
+    shape = param.shape if param is not None else ()
+    return len(shape) == 4 and shape[0] == shape[2] == shape[3] == 1
 
 
 def _static(graph: ModelGraph, tensor: str) -> bool:

@@ -157,6 +157,28 @@ def test_levels_sharing_an_output_are_one_head(write_model: Callable[..., Path])
     assert len(analysis.heads) == 1 and len(analysis.heads[0].levels) == 2
 
 
+def test_lead_and_auxiliary_heads_exported_as_raw_maps(write_model: Callable[..., Path]) -> None:
+    """YOLOv7-W6's training graph: every level a raw output, the four lead maps first, then
+    the auxiliary ones; the auxiliary head reads shallower features and shares only the
+    largest level's feature with the lead head."""
+    net = HeadNet()
+    p3, p4 = _features(net)
+    deep4 = net.conv(net.cat(net.conv(p3, 8, 8, 3, 2), p4), 16, 8)  # a PAN level below p4
+    lead = [net.conv(net.conv(f, 8, 8, 3), 8, 3 * (5 + NC), act=False) for f in (p3, deep4)]
+    aux = [net.conv(net.conv(f, 8, 8, 3), 8, 3 * (5 + NC), act=False) for f in (p3, p4)]
+    blocks, found = _detect(write_model, net, *lead, *aux)
+    assert found == {"coupled_head": 4, "aux_head": 1}
+    assert dict(next(m for m in blocks if m.kind == "aux_head").structure)["outputs"] == ["y2", "y3"]
+
+
+def test_branches_of_one_level_exported_apart_stay_one_level(write_model: Callable[..., Path]) -> None:
+    net = HeadNet()
+    p3, _ = _features(net)
+    box, cls = net.decoupled_level(p3, 8, 256)
+    _, found = _detect(write_model, net, box, cls)
+    assert found == {"decoupled_head": 1}
+
+
 def test_fc_head(write_model: Callable[..., Path]) -> None:
     net = HeadNet()
     f = net.op("Flatten", net.conv(net.conv("x", 8, 2, 3, 4), 2, 2, 3, 2))  # 2×4×4 = 32

@@ -112,7 +112,7 @@ def test_bn_fused_only_without_bn_and_for_generations_that_train_with_it(write_m
 
 def test_rules_on_counts(write_model) -> None:
     def got(counts: dict[str, int], generation: str) -> set[str]:
-        return {n.code for n in _notes(write_model, CONV_BN, generation, counts)}
+        return {n.code for n in _notes(write_model, CONV, generation, counts)} - {"bn-fused"}
 
     assert got({"gelan": 8}, "v9") == {"repvgg-fused", "pgi-dropped"}
     assert got({"gelan": 12, "pgi": 1, "aux_head": 1, "repvgg": 24}, "v9") == set()
@@ -121,6 +121,33 @@ def test_rules_on_counts(write_model) -> None:
     assert got({"repvgg": 35}, "v6") == set()
     assert got({"plain_stage": 8}, "v6") == {"repvgg-fused"}
     assert got({"c2f": 8}, "v8") == set()
+
+
+def test_no_fused_repconv_where_batch_norm_is_left(write_model) -> None:
+    """Re-parameterising folds BN first: a graph that keeps BN fused nothing, and one without
+    RepConv blocks never had them (YOLOv7-W6/E6E, v7-tiny training exports)."""
+    codes_bn = {n.code for n in _notes(write_model, CONV_BN, "v7", {"elan": 8})}
+    assert "repvgg-fused" not in codes_bn
+    assert "repvgg-fused" in {n.code for n in _notes(write_model, CONV, "v7", {"elan": 8})}
+    leaky = CONV.replace("Relu (c)", "LeakyRelu <alpha = 0.1> (c)")  # v7-tiny: no RepConv at all
+    assert "repvgg-fused" not in {n.code for n in _notes(write_model, leaky, "v7", {"elan": 8})}
+
+
+IMPLICIT = """
+implicit (float[1,4,8,8] x) => (float[1,24,8,8] y)
+<float[24,4,1,1] w, float[1,24,1,1] im, float[1,24,1,1] grid>
+{
+    c = Conv (x, w)
+    y = Mul (c, im)
+}
+"""
+
+
+def test_a_per_channel_scale_after_the_prediction_conv_is_no_decode(write_model) -> None:
+    """v7's ImplicitM multiplies each prediction channel by a learned scale: not a decode."""
+    assert "decode-in-graph" not in {n.code for n in _notes(write_model, IMPLICIT, "v7")}
+    grid = IMPLICIT.replace("float[1,24,1,1] grid", "float[1,1,8,8] grid").replace("Mul (c, im)", "Mul (c, grid)")
+    assert "decode-in-graph" in {n.code for n in _notes(write_model, grid, "v7")}
 
 
 def test_note_form() -> None:
