@@ -109,9 +109,10 @@ def head_roles(ctx: DetectionContext, analysis: HeadAnalysis) -> HeadRoles:
 
 
 class AuxHeadDetector:
-    """The auxiliary detection head: a second complete head with its own graph output, either
-    on its own branch (PGI's auxiliary backbone, v9 training) or on the same features as the
-    main head (v10's one-to-many head, the first of the pair in output order).
+    """The auxiliary detection head: a second complete head with its own graph outputs, on its
+    own branch (PGI's auxiliary backbone, v9 training), on shallower features of the same
+    backbone (v7's auxiliary head in the W6/E6/E6E training graphs), or on the same features as
+    the main head (v10's one-to-many head, the first of the pair in output order).
 
     Evidence: why the head is auxiliary (see :func:`head_roles`).
     """

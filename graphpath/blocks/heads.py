@@ -13,7 +13,8 @@ Raw units are then grouped into detection *levels*: walking back from each raw u
 single-input weighted units gives its branch; raw units whose branches meet belong to one
 level (the cls, box and objectness branches of one scale meet at their stem or at the neck
 feature). A level of one 1×1 conv is coupled; a level of two or more parallel branches is
-decoupled. Levels that share an output form one *head*.
+decoupled. Levels that share an output form one *head*; levels exported as raw maps, one
+output each, are joined into heads in output order (a head ends where a resolution repeats).
 """
 
 from __future__ import annotations

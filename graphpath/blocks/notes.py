@@ -82,9 +82,9 @@ def export_notes(
     found: list[ExportNote] = []
 
     rep = _REP_NAMES.get(generation)
-    # Re-parameterising folds BatchNormalization first: where BN is left, nothing was fused
-    # and a graph without RepVGG blocks never had them (YOLOv7-W6/E6/E6E, v7-tiny).
-    # v7-tiny (the leaky-ReLU v7) has no RepConv either.
+    # Re-parameterising folds BatchNormalization first: where BN is left nothing was fused, and
+    # a graph without RepVGG blocks never had them (YOLOv7-W6/E6/E6E). Nor has the leaky-ReLU
+    # v7-tiny.
     if rep and not n.get("repvgg") and (generation != "v10" or n.get("c2fcib")) \
             and not facts.op("BatchNormalization") \
             and not (generation == "v7" and facts.dominant_activation[0] == "leaky_relu"):
@@ -166,8 +166,8 @@ def _decode_tail(graph: ModelGraph, layers: LayerGraph, facts: GraphFacts) -> st
 
 
 def _per_channel(graph: ModelGraph, tensor: str) -> bool:
-    """A learned per-channel tensor ``(1, C, 1, 1)``: v7's ImplicitA/ImplicitM around the
-    prediction convs, an affine, not grid, anchor or stride arithmetic."""
+    """A learned per-channel tensor ``(1, C, 1, 1)`` (v7's ImplicitM scales each prediction
+    channel): not grid, anchor or stride arithmetic."""
     param = graph.params.get(tensor)
     shape = param.shape if param is not None else ()
     return len(shape) == 4 and shape[0] == shape[2] == shape[3] == 1
