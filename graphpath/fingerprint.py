@@ -298,10 +298,11 @@ def _tiny_darknet(s: Signals) -> bool:
 
 
 def tiny(levels: int, weight: float) -> Clue:
-    """The tiny layout with ``levels`` coupled anchor head levels (an FPN merge joins two)."""
+    """``levels`` coupled anchor head levels (an FPN merge joins two) on the tiny layout, which
+    the tiny profiles check first (``Profile.layout``)."""
 
     def check(s: Signals) -> str | None:
-        if not _tiny_darknet(s) or s.n("coupled_head") != levels or (levels > 1) != (s.n("fpn") > 0):
+        if s.n("coupled_head") != levels or (levels > 1) != (s.n("fpn") > 0):
             return None
         f = s.facts
         return (f"tiny Darknet layout: {f.convs} leaky-ReLU convs, {f.maxpool_downsamples} stride-2 max pools, "

@@ -327,18 +327,28 @@ def _has_static_operand(graph: ModelGraph, op: OpNode) -> bool:
     return any(t and (t in graph.params or graph.is_shape(t)) for t in op.inputs)
 
 
+def unit_depths(layers: LayerGraph) -> dict[str, int]:
+    """Depth of every unit reachable from an input: weighted units on the longest input → unit
+    path, the unit itself included (a dynamic program in topological order).
+
+    >>> unit_depths(LayerGraph.from_edges([("x", "a"), ("a", "b"), ("x", "b")], weighted={"a", "b"}))
+    {'x': 0, 'a': 1, 'b': 2}
+    """
+    best: dict[str, int] = {}
+    for uid in layers.topo_order():
+        preds = [best[p] for p in layers.dag.predecessors(uid) if p in best]
+        if preds or uid in layers.inputs:
+            best[uid] = (max(preds) if preds else 0) + (1 if layers.unit(uid).weighted else 0)
+    return best
+
+
 def depth(layers: LayerGraph) -> int:
     """Weighted units on the longest input-to-output path (0 for a graph with none).
 
     >>> depth(LayerGraph.from_edges([("x", "a"), ("a", "b"), ("x", "b"), ("b", "y")], weighted={"a", "b"}))
     2
     """
-    best: dict[str, int] = {}
-    for uid in layers.topo_order():
-        own = 1 if layers.unit(uid).weighted else 0
-        preds = [best[p] for p in layers.dag.predecessors(uid) if p in best]
-        if preds or uid in layers.inputs:
-            best[uid] = (max(preds) if preds else 0) + own
+    best = unit_depths(layers)
     return max((best.get(o, 0) for o in layers.outputs), default=0)
 
 

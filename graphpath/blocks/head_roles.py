@@ -5,6 +5,7 @@ one-to-many head) and which the NMS-free one-to-one head (``one2one_head``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import networkx as nx
@@ -20,6 +21,7 @@ from graphpath.blocks.heads import (
     detection_heads,
     nms_ops,
 )
+from graphpath.layers import unit_depths
 
 
 def _level_features(ctx: DetectionContext, lv: Level) -> set[str]:
@@ -41,13 +43,10 @@ def _same_features(ctx: DetectionContext, first: Head, second: Head) -> bool:
     return all(any(x & y for y in b) for x in a) and all(any(y & x for x in a) for y in b)
 
 
-def _feature_depth(ctx: DetectionContext, head: Head) -> int:
+def _feature_depth(ctx: DetectionContext, head: Head, depths: Mapping[str, int]) -> int:
     """Weighted units on the longest input path to the deepest feature a head reads."""
-    depth: dict[str, int] = {}
-    for u in ctx.layers.topo_order():
-        depth[u] = max((depth[p] for p in ctx.preds(u)), default=0) + int(ctx.is_weighted(u))
     feats = {f for lv in head.levels for f in _level_features(ctx, lv)}
-    return max((depth[f] for f in feats), default=0)
+    return max((depths.get(f, 0) for f in feats), default=0)
 
 
 def _stems(ctx: DetectionContext, head: Head) -> int:
@@ -94,7 +93,8 @@ def head_roles(ctx: DetectionContext, analysis: HeadAnalysis) -> HeadRoles:
             aux = first if stems[0] > stems[1] else second
             why = "a second complete head fed by its own branch, with its own output"
         else:
-            aux = second if _feature_depth(ctx, second) < _feature_depth(ctx, first) else first
+            depths = unit_depths(ctx.layers)
+            aux = second if _feature_depth(ctx, second, depths) < _feature_depth(ctx, first, depths) else first
             why = "a second complete head on shallower features of the same backbone, with its own outputs"
         return HeadRoles(aux=aux, one2one=None, why_aux=why)
     if len(heads) == 1 and not nms_ops(ctx.graph):

@@ -40,7 +40,7 @@ import numpy as np
 
 from graphpath.errors import GraphpathError
 from graphpath.graph import ModelGraph
-from graphpath.layers import ACTIVATION_OPS, LayerGraph
+from graphpath.layers import ACTIVATION_OPS, LayerGraph, unit_depths
 
 __all__ = [
     "DEFAULT_THRESHOLDS", "SpectralEstimate", "VERDICTS", "VerdictThresholds", "activation_input",
@@ -142,21 +142,6 @@ def verdict(ratio: float, curve: Sequence[float], nonfinite: Sequence[str],
 
 
 # --------------------------------------------------------------------------- structure
-
-
-def unit_depths(layers: LayerGraph) -> dict[str, int]:
-    """Depth of every unit reachable from an input: weighted units on the longest input → unit
-    path, the unit itself included (a dynamic program in topological order).
-
-    >>> unit_depths(LayerGraph.from_edges([("x", "a"), ("a", "b"), ("x", "b")], weighted={"a", "b"}))
-    {'x': 0, 'a': 1, 'b': 2}
-    """
-    best: dict[str, int] = {}
-    for uid in layers.topo_order():
-        preds = [best[p] for p in layers.dag.predecessors(uid) if p in best]
-        if preds or uid in layers.inputs:
-            best[uid] = (max(preds) if preds else 0) + (1 if layers.unit(uid).weighted else 0)
-    return best
 
 
 #: Ops that start an activation inside a folded unit (diamonds: the first op of the pair).

@@ -331,14 +331,20 @@ def _constant_tensors(g: onnx.GraphProto) -> dict[str, Param]:
     return out
 
 
-def _weight_constant(node: onnx.NodeProto) -> onnx.TensorProto | None:
-    """The tensor of a ``Constant`` node that counts as a parameter (more than one element)."""
+def _constant_value(node: onnx.NodeProto) -> onnx.TensorProto | None:
+    """The tensor a standard ``Constant`` node holds in its ``value`` attribute, if any."""
     if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or len(node.output) != 1 or not node.output[0]:
         return None
     for attr in node.attribute:
-        if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR and math.prod(attr.t.dims) > 1:
+        if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
             return attr.t
     return None
+
+
+def _weight_constant(node: onnx.NodeProto) -> onnx.TensorProto | None:
+    """The tensor of a ``Constant`` node that counts as a parameter (more than one element)."""
+    t = _constant_value(node)
+    return t if t is not None and math.prod(t.dims) > 1 else None
 
 
 # --------------------------------------------------------------------------- load
@@ -538,15 +544,14 @@ def read_arrays(path: str | os.PathLike[str], names: Iterable[str] | None = None
         except Exception as exc:  # malformed tensor payloads surface here
             raise GraphpathError(f"{p}: cannot decode initializer {t.name!r}: {exc}") from None
     for node in model.graph.node:
-        name = node.output[0] if node.op_type == "Constant" and node.output else ""
-        if not name or name in out or (wanted is not None and name not in wanted):
+        value = _constant_value(node)
+        if value is None or node.output[0] in out or (wanted is not None and node.output[0] not in wanted):
             continue
-        for attr in node.attribute:
-            if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
-                try:
-                    out[name] = numpy_helper.to_array(attr.t)
-                except Exception as exc:
-                    raise GraphpathError(f"{p}: cannot decode Constant {name!r}: {exc}") from None
+        name = node.output[0]
+        try:
+            out[name] = numpy_helper.to_array(value)
+        except Exception as exc:
+            raise GraphpathError(f"{p}: cannot decode Constant {name!r}: {exc}") from None
     return out
 
 
