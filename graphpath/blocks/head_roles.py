@@ -108,6 +108,14 @@ def head_roles(ctx: DetectionContext, analysis: HeadAnalysis) -> HeadRoles:
 # --------------------------------------------------------------------------- detectors
 
 
+def _head_match(ctx: DetectionContext, kind: str, head: Head | None, why: str) -> list[BlockMatch]:
+    """The match of a head that has a role (none when no head has it)."""
+    if head is None:
+        return []
+    return [ctx.make_match(kind, head.units, evidence=why, structure={
+        "levels": len(head.levels), "outputs": [ctx.unit(o).tensor for o in head.outputs]})]
+
+
 class AuxHeadDetector:
     """The auxiliary detection head: a second complete head with its own graph outputs, on its
     own branch (PGI's auxiliary backbone, v9 training), on shallower features of the same
@@ -122,13 +130,7 @@ class AuxHeadDetector:
 
     def detect(self, ctx: DetectionContext) -> list[BlockMatch]:
         roles = head_roles(ctx, analyze_heads(ctx))
-        if roles.aux is None:
-            return []
-        return [ctx.make_match(
-            self.kind, roles.aux.units,
-            structure={"levels": len(roles.aux.levels), "outputs": [ctx.unit(o).tensor for o in roles.aux.outputs]},
-            evidence=roles.why_aux,
-        )]
+        return _head_match(ctx, self.kind, roles.aux, roles.why_aux)
 
 
 class One2OneHeadDetector:
@@ -144,14 +146,7 @@ class One2OneHeadDetector:
 
     def detect(self, ctx: DetectionContext) -> list[BlockMatch]:
         roles = head_roles(ctx, analyze_heads(ctx))
-        if roles.one2one is None:
-            return []
-        return [ctx.make_match(
-            self.kind, roles.one2one.units,
-            structure={"levels": len(roles.one2one.levels),
-                       "outputs": [ctx.unit(o).tensor for o in roles.one2one.outputs]},
-            evidence=roles.why_one2one,
-        )]
+        return _head_match(ctx, self.kind, roles.one2one, roles.why_one2one)
 
 
 for _detector in (AuxHeadDetector(), One2OneHeadDetector()):
