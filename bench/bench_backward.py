@@ -27,9 +27,9 @@ def compare(path: Path, repeat: int) -> tuple[float, float, float]:
     import torch
 
     from graphpath import onnx_io
-    from graphpath.layers import build_layers
+    from graphpath.model.layers import build_layers
     from graphpath.numeric.backward import _feature_tensor, probe_pass
-    from graphpath.numeric.evaluator import Evaluator
+    from graphpath.numeric.evaluator.core import Evaluator
     from graphpath.numeric.metrics import activation_input, dead_fraction
     from graphpath.numeric.probes import all_heads, probe_cotangents, probe_inputs, raw_head_tensors
 

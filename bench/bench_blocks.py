@@ -36,8 +36,8 @@ def _row(path: Path, repeat: int) -> str:
     from graphpath import onnx_io
     from graphpath.analysis import analyze, structure
     from graphpath.blocks import detect_blocks
-    from graphpath.layers import build_layers
-    from graphpath.paths import analyze_paths
+    from graphpath.model.layers import build_layers
+    from graphpath.paths.analysis import analyze_paths
 
     graph = onnx_io.load(path)
     layers = build_layers(graph)

@@ -1,4 +1,4 @@
-"""Benchmark graphpath.paths.analyze_paths on synthetic layer views (not a test).
+"""Benchmark graphpath.paths.analysis.analyze_paths on synthetic layer views (not a test).
 
 Builds residual chains, ELAN stacks and random DAGs of about N units directly as
 ``LayerGraph`` (networkx bulk adds; ``from_edges`` checks every edge and is slow at 10**6),
@@ -24,8 +24,8 @@ from collections.abc import Callable
 
 import networkx as nx
 
-from graphpath.layers import LayerGraph, Unit
-from graphpath.paths import analyze_paths
+from graphpath.model.layers import LayerGraph, Unit
+from graphpath.paths.analysis import analyze_paths
 
 Edges = list[tuple[str, str]]
 

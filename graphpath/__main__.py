@@ -1,4 +1,4 @@
-from graphpath.cli import main
+from graphpath.cli.main import main
 
 if __name__ == "__main__":
     main()

@@ -13,10 +13,10 @@ from typing import Any
 
 from graphpath import onnx_io
 from graphpath.blocks.base import BlockMatch
-from graphpath.graph import ModelGraph
-from graphpath.layers import LayerGraph, build_layers
+from graphpath.model.graph import ModelGraph
+from graphpath.model.layers import LayerGraph, build_layers
+from graphpath.model.summary import summarize_layers, summarize_model
 from graphpath.report import Report
-from graphpath.summary import summarize_layers, summarize_model
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def structure(graph: ModelGraph, layers: LayerGraph) -> Structure:
     """Detect blocks, fingerprint the generation and say what the export form hides."""
     from graphpath.blocks import block_counts, detect_blocks
     from graphpath.blocks.notes import export_notes
-    from graphpath.fingerprint import fingerprint
+    from graphpath.fingerprint.generation import fingerprint
 
     blocks = detect_blocks(layers, graph)
     counts = block_counts(blocks)
@@ -97,7 +97,7 @@ def analyze(path: str | os.PathLike[str], options: AnalyzeOptions | None = None,
     sections: list[tuple[str, Any]] = []
     found: Structure | None = structure(graph, layers) if opts.blocks else None
     if opts.paths:
-        from graphpath.paths import analyze_paths
+        from graphpath.paths.analysis import analyze_paths
 
         aux = auxiliary_outputs(layers, found.blocks) if found else ()
         sections.append(("paths", analyze_paths(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from graphpath import onnx_io
 from graphpath.blocks import block_counts, detect_blocks
-from graphpath.layers import build_layers
+from graphpath.model.layers import build_layers
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 

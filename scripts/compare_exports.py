@@ -16,8 +16,8 @@ from pathlib import Path
 
 from graphpath import onnx_io
 from graphpath.errors import GraphpathError
-from graphpath.graph import ModelGraph
-from graphpath.layers import build_layers, depth, unit_counts
+from graphpath.model.graph import ModelGraph
+from graphpath.model.layers import build_layers, depth, unit_counts
 
 COLUMNS = ("Conv", "Concat", "MaxPool", "Resize", "Add(data)", "MatMul(data)", "Softmax", "Split",
            "weighted", "depth")

@@ -11,7 +11,7 @@ Writes the Markdown of
 for the 17 reference models on an idle 2-core CPU (several minutes under load).
 
 ``--check`` writes nothing and exits 1 when the doc's *static* columns (those that need no
-numeric pass: ``graphpath.table.STATIC_COLUMNS``) differ from a fresh static run;
+numeric pass: ``graphpath.stability.table.STATIC_COLUMNS``) differ from a fresh static run;
 tests/report/test_doc.py runs the same check. Measured columns are not checked: they move
 with the numeric backend and its defaults.
 
@@ -34,7 +34,7 @@ def generated(*, numeric: bool = False, jobs: int = 1) -> str:
     """The block between the markers, markers excluded."""
     sys.path.insert(0, str(ROOT))
     from graphpath.formats.table_md import md_escape, render_rows, render_seed
-    from graphpath.table import report_models
+    from graphpath.stability.table import report_models
 
     models = sorted((ROOT / "models").glob("*.onnx"))
     table = report_models(models, numeric=numeric, jobs=jobs)
@@ -67,7 +67,7 @@ def splice(doc: str, block: str) -> str:
 def static_differences(doc: str, fresh_static_block: str) -> list[str]:
     """Where the doc's static columns differ from a fresh static run (empty: current)."""
     from graphpath.formats.table_md import parse_rows
-    from graphpath.table import STATIC_COLUMNS
+    from graphpath.stability.table import STATIC_COLUMNS
 
     old, new = parse_rows(block_of(doc)), parse_rows(fresh_static_block)
     if [r.get("model") for r in old] != [r.get("model") for r in new]:

@@ -9,7 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from graphpath.cli import cli
+from graphpath.cli.main import cli
 from tests.conftest import RESIDUAL, parse
 
 
@@ -101,9 +101,9 @@ def test_json_has_no_absolute_paths(write_model):
 
 def test_import_and_help_do_not_import_torch_or_matplotlib():
     code = (
-        "import sys, graphpath, graphpath.cli\n"
+        "import sys, graphpath, graphpath.cli.main\n"
         "from click.testing import CliRunner\n"
-        "r = CliRunner().invoke(graphpath.cli.cli, ['--help'])\n"
+        "r = CliRunner().invoke(graphpath.cli.main.cli, ['--help'])\n"
         "assert r.exit_code == 0\n"
         "bad = [m for m in ('torch', 'matplotlib', 'onnxruntime') if m in sys.modules]\n"
         "print(','.join(bad))\n"
@@ -120,7 +120,7 @@ def test_module_entry_point_runs(write_model):
 
 def test_numeric_option_mirrors_match_the_numeric_package():
     pytest.importorskip("torch")
-    from graphpath.cli_numeric import BACKENDS, REINIT
+    from graphpath.cli.numeric import BACKENDS, REINIT
     from graphpath.numeric.backends import BACKEND_CHOICES
     from graphpath.numeric.backward import REINIT_SCHEMES
 

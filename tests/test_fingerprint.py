@@ -12,10 +12,10 @@ import onnx
 import pytest
 
 from graphpath import onnx_io
-from graphpath.fingerprint import GENERATIONS, Fingerprint, Signals, decide, fingerprint
-from graphpath.graph import ModelGraph
-from graphpath.graph_facts import GraphFacts, graph_facts
-from graphpath.layers import LayerGraph, build_layers
+from graphpath.fingerprint.facts import GraphFacts, graph_facts
+from graphpath.fingerprint.generation import GENERATIONS, Fingerprint, Signals, decide, fingerprint
+from graphpath.model.graph import ModelGraph
+from graphpath.model.layers import LayerGraph, build_layers
 from tests.blocks.transforms import fold_constants, rename_everything
 from tests.conftest import RESIDUAL
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from graphpath import onnx_io
-from graphpath.layers import LayerGraph, build_layers, depth, unit_counts
+from graphpath.model.layers import LayerGraph, build_layers, depth, unit_counts
 from tests.conftest import RESIDUAL
 
 
@@ -120,7 +120,7 @@ def test_identity_aliased_initializer_gives_each_consumer_its_weight(write_model
     convs = [u for u in lay.units() if u.weighted]
     assert len(convs) == 2 and all(u.params == 16 for u in convs)
     assert depth(lay) == 2
-    from graphpath.summary import summarize_model
+    from graphpath.model.summary import summarize_model
 
     summary = summarize_model(graph)
     assert summary.shared_parameters == (("w", 2),)

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphpath import onnx_io
 from graphpath.errors import GraphpathError
-from graphpath.summary import summarize_model
+from graphpath.model.summary import summarize_model
 from tests.conftest import RESIDUAL, parse
 
 
@@ -235,7 +235,7 @@ def test_torchscript_and_dynamo_scopes(write_model):
 def test_weights_held_in_constant_nodes_count_as_parameters(tmp_path):
     """Paddle-style exports keep weights in Constant nodes: same count as initializers, and
     the conv is still a weighted unit."""
-    from graphpath.layers import build_layers, unit_counts
+    from graphpath.model.layers import build_layers, unit_counts
 
     model = parse(RESIDUAL)
     folded = onnx.ModelProto()

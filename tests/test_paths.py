@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from graphpath import onnx_io
 from graphpath.errors import GraphpathError
 from graphpath.formats.paths_text import render_paths_text
-from graphpath.layers import LayerGraph, build_layers
-from graphpath.paths import (
+from graphpath.model.layers import LayerGraph, build_layers
+from graphpath.paths.analysis import (
     EXACT_CAP,
     PathCount,
     analyze_paths,

@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import pytest
 
-from graphpath.cli import main
+from graphpath.cli.main import main
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 MANIFEST = json.loads((MODELS / "manifest.json").read_text(encoding="utf-8"))

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from graphpath.blocks.base import REGISTRY, BlockMatch, DetectionContext, Detector
-from graphpath.graph import ModelGraph
-from graphpath.layers import LayerGraph
+from graphpath.model.graph import ModelGraph
+from graphpath.model.layers import LayerGraph
 
 #: Detector families, imported on first use. ``plain`` reads every other kind, so it is last.
 FAMILY_MODULES = ("residual", "csp", "elan", "pooling", "attention", "neck", "heads", "head_roles", "pgi", "plain")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from itertools import pairwise
 
 from graphpath.blocks.base import BlockMatch, DetectionContext, register
-from graphpath.layers import MATMUL_OPS
+from graphpath.model.layers import MATMUL_OPS
 
 #: Fused attention ops (onnxruntime contrib, opset 23) that hold a whole attention in one node.
 FUSED_ATTENTION_OPS = frozenset(

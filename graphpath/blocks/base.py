@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 import networkx as nx
 
-from graphpath.graph import ModelGraph
-from graphpath.layers import LayerGraph, Unit
+from graphpath.model.graph import ModelGraph
+from graphpath.model.layers import LayerGraph, Unit
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from graphpath.blocks.heads import (
     detection_heads,
     nms_ops,
 )
-from graphpath.layers import unit_depths
+from graphpath.model.layers import unit_depths
 
 
 def _level_features(ctx: DetectionContext, lv: Level) -> set[str]:

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import networkx as nx
 
 from graphpath.blocks.base import BlockMatch, DetectionContext, register
-from graphpath.graph import ModelGraph
-from graphpath.layers import LayerGraph
+from graphpath.model.graph import ModelGraph
+from graphpath.model.layers import LayerGraph
 
 #: Activations a hidden layer ends with; a raw head conv is linear (or its decode sigmoid is
 #: folded into it), so a unit with one of these is a feature map (a segmentation prototype),

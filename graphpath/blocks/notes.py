@@ -24,9 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from graphpath.graph import ModelGraph
-from graphpath.graph_facts import GraphFacts, graph_facts
-from graphpath.layers import LayerGraph
+from graphpath.fingerprint.facts import GraphFacts, graph_facts
+from graphpath.model.graph import ModelGraph
+from graphpath.model.layers import LayerGraph
 
 #: Note codes, in report order.
 CODES = ("repvgg-fused", "pgi-dropped", "one2many-dropped", "nms-embedded", "bn-fused", "decode-in-graph")
@@ -75,7 +75,7 @@ def export_notes(
     Args:
         counts: flat block counts by id.
         layers, graph: the layer view and the op view.
-        generation: the fingerprinted generation (:data:`graphpath.fingerprint.GENERATIONS`).
+        generation: the fingerprinted generation (:data:`graphpath.fingerprint.generation.GENERATIONS`).
     """
     n = {k: int(v) for k, v in counts.items()}
     facts = graph_facts(layers, graph)

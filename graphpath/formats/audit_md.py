@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from graphpath.rules import RULES
+from graphpath.audit.rules.catalog import RULES
 
 if TYPE_CHECKING:
-    from graphpath.audit import AuditResult
+    from graphpath.audit.run import AuditResult
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
 

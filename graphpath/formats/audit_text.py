@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from graphpath.rules import RULES
+from graphpath.audit.rules.catalog import RULES
 
 if TYPE_CHECKING:
-    from graphpath.audit import AuditResult
+    from graphpath.audit.run import AuditResult
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from graphpath.rules import GITHUB_COMMAND, RULES, SEVERITIES
+from graphpath.audit.rules.catalog import GITHUB_COMMAND, RULES, SEVERITIES
 
 if TYPE_CHECKING:
-    from graphpath.audit import AuditResult, ModelAudit
-    from graphpath.rules import Finding
+    from graphpath.audit.rules.catalog import Finding
+    from graphpath.audit.run import AuditResult, ModelAudit
 
 #: Annotations GitHub shows per level and step.
 MAX_PER_LEVEL = 10

@@ -11,10 +11,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
-from graphpath.rules import RULES, Finding
+from graphpath.audit.rules.catalog import RULES, Finding
 
 if TYPE_CHECKING:
-    from graphpath.audit import AuditResult
+    from graphpath.audit.run import AuditResult
 
 
 def _line(f: Finding) -> str:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from graphpath.paths import PathReport
+from graphpath.paths.analysis import PathReport
 
 
 def render_paths_text(report: PathReport, *, max_witness: int = 12) -> str:
     """A plain-text summary: totals, one row per output, one row per stage.
 
-    >>> from graphpath.layers import LayerGraph
-    >>> from graphpath.paths import analyze_paths
+    >>> from graphpath.model.layers import LayerGraph
+    >>> from graphpath.paths.analysis import analyze_paths
     >>> g = LayerGraph.from_edges([("x", "a"), ("a", "y"), ("x", "y")], weighted={"a"})
     >>> print(render_paths_text(analyze_paths(g)).splitlines()[0])
     gradient paths: 2 (from x to y)

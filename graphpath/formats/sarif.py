@@ -1,7 +1,7 @@
 """Audit as SARIF 2.1.0, as GitHub code scanning accepts it.
 
 - ``tool.driver.rules`` lists every rule (in id order, so ``ruleIndex`` is stable), with its
-  default level from the one severity→level map of :mod:`graphpath.rules`.
+  default level from the one severity→level map of :mod:`graphpath.audit.rules.catalog`.
 - Each result points at the model file (``physicalLocation.artifactLocation.uri``, relative,
   ``region.startLine`` 1: an ONNX file has no lines) and names the nodes, blocks, outputs or
   report sections it is about as ``logicalLocations``.
@@ -19,10 +19,10 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from graphpath.rules import RULES, SARIF_LEVEL, Finding
+from graphpath.audit.rules.catalog import RULES, SARIF_LEVEL, Finding
 
 if TYPE_CHECKING:
-    from graphpath.audit import AuditResult, ModelAudit
+    from graphpath.audit.run import AuditResult, ModelAudit
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 FINGERPRINT_KEY = "graphpathFindingHash/v1"

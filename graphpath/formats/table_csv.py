@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from graphpath.table import StabilityRow, StabilityTable
+from graphpath.stability.table import StabilityRow, StabilityTable
 
 #: CSV columns in order: the row's scalar fields (the seed's as ``seed_*``).
 CSV_COLUMNS: tuple[str, ...] = (

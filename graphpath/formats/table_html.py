@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from graphpath.table import StabilityTable, cell, verdict_label
+from graphpath.stability.table import StabilityTable, cell, verdict_label
 
 _NUMERIC = {"units", "depth", "paths_log10", "shortest_path", "longest_path", "effective_depth", "ratio",
             "min_block_gain", "max_block_gain", "max_block_jacobian", "dead_fraction"}

@@ -9,7 +9,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from graphpath.table import StabilityTable
+from graphpath.stability.table import StabilityTable
 
 SCHEMA_RESOURCE = "stability-table.schema.json"
 

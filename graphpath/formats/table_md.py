@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from graphpath.table import COLUMNS, StabilityTable, cell, verdict_label
+from graphpath.stability.table import COLUMNS, StabilityTable, cell, verdict_label
 
 _NUMERIC = {"units", "depth", "paths_log10", "shortest_path", "longest_path", "effective_depth", "ratio",
             "min_block_gain", "max_block_gain", "max_block_jacobian", "dead_fraction"}
@@ -74,7 +74,7 @@ def render(table: StabilityTable) -> str:
 def parse_rows(md: str) -> list[dict[str, str]]:
     r"""The first table of ``md`` back as rows keyed by column key (cells still escaped).
 
-    Headers map to keys through :data:`graphpath.table.COLUMNS`; an unknown header stays as it
+    Headers map to keys through :data:`graphpath.stability.table.COLUMNS`; an unknown header stays as it
     is. Used to compare a rendered table with a fresh one (``scripts/update_stability_doc.py``).
 
     >>> parse_rows("| model | depth |\n| --- | ---: |\n| a\\|b.onnx | 3 |\n")

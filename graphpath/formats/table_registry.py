@@ -1,7 +1,7 @@
 """Renderers of the stability table (``graphpath report``): ``render(table) -> str``.
 
 A second registry beside :data:`graphpath.formats.FORMATS` because these renderers take a
-:class:`~graphpath.table.StabilityTable`, not a :class:`~graphpath.report.Report`. Its keys feed
+:class:`~graphpath.stability.table.StabilityTable`, not a :class:`~graphpath.report.Report`. Its keys feed
 ``click.Choice``, so an unknown format is a usage error.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from graphpath.formats import load_renderer
-from graphpath.table import StabilityTable
+from graphpath.stability.table import StabilityTable
 
 TableRenderer = Callable[[StabilityTable], str]
 

@@ -8,7 +8,7 @@ import io
 from rich.console import Console
 from rich.table import Table
 
-from graphpath.table import StabilityRow, StabilityTable, cell, verdict_label
+from graphpath.stability.table import StabilityRow, StabilityTable, cell, verdict_label
 
 
 def _console(buf: io.StringIO, width: int) -> Console:
@@ -43,7 +43,7 @@ def render(table: StabilityTable, width: int | None = None) -> str:
 def render_row_text(row: StabilityRow) -> str:
     """One line: generation, main blocks, size, paths, verdict and the seed's claim.
 
-    >>> from graphpath.table import build_row
+    >>> from graphpath.stability.table import build_row
     >>> r = build_row({"model": {"file_name": "m.onnx"}, "layers": {"unit_total": 3, "depth": 2},
     ...                "fingerprint": {"generation": "v3"}, "block_counts": {"residual": 2},
     ...                "paths": {"total": {"log2": 3.0}, "shortest": {"length": 2},

@@ -81,7 +81,7 @@ def render(report: Report, width: int = 100) -> str:
         out += "\nGradient flow (numeric)\n" + render_numeric_text(numeric)
     if report.section("fingerprint") is not None:
         from graphpath.formats.table_text import render_row_text
-        from graphpath.table import build_row
+        from graphpath.stability.table import build_row
 
         data = report.to_dict()
         out += "\n" + render_row_text(build_row(data, data.get("numeric"))) + "\n"

@@ -4,7 +4,7 @@ Importing this package is light; torch is imported only when an evaluator name i
 (``graphpath.numeric.Evaluator``), and a missing torch raises
 :class:`~graphpath.errors.MissingExtraError` with the install hint.
 
-Public names (loaded lazily from :mod:`graphpath.numeric.evaluator`):
+Public names (loaded lazily from :mod:`graphpath.numeric.evaluator.core`):
 
 - :class:`Evaluator` — graphpath's own ONNX → torch evaluator (``Evaluator.from_path``).
 - :func:`check_parity` / :func:`require_parity` — its forward against onnxruntime.
@@ -17,7 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from graphpath.numeric.evaluator import (
+    from graphpath.numeric.evaluator.core import (
         Evaluator,
         OutputParity,
         ParityResult,
@@ -30,5 +30,5 @@ __all__ = ["Evaluator", "OutputParity", "ParityResult", "check_parity", "require
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        return getattr(importlib.import_module("graphpath.numeric.evaluator"), name)
+        return getattr(importlib.import_module("graphpath.numeric.evaluator.core"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -40,8 +40,8 @@ import numpy as np
 
 from graphpath import onnx_io
 from graphpath.errors import GraphpathError
-from graphpath.graph import ModelGraph
-from graphpath.layers import build_layers
+from graphpath.model.graph import ModelGraph
+from graphpath.model.layers import build_layers
 from graphpath.numeric.backends import Backend, TorchBackend, select_backends
 from graphpath.numeric.measures import (
     OperatorNorm,
@@ -268,7 +268,7 @@ def run_backward(path: str | os.PathLike[str], options: BackwardOptions | None =
     """
     import torch
 
-    from graphpath.numeric.evaluator import Evaluator, check_parity
+    from graphpath.numeric.evaluator.core import Evaluator, check_parity
 
     opts = options or BackwardOptions()
     if opts.probes < 1:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graphpath import onnx_io
-from graphpath.graph import ModelGraph
-from graphpath.layers import LayerGraph
+from graphpath.model.graph import ModelGraph
+from graphpath.model.layers import LayerGraph
 from graphpath.numeric.backends import Backend
 from graphpath.numeric.metrics import conv_operator_norm, power_iteration
 

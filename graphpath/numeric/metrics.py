@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 
 from graphpath.errors import GraphpathError
-from graphpath.graph import ModelGraph
-from graphpath.layers import ACTIVATION_OPS, LayerGraph, unit_depths
+from graphpath.model.graph import ModelGraph
+from graphpath.model.layers import ACTIVATION_OPS, LayerGraph, unit_depths
 
 __all__ = [
     "DEFAULT_THRESHOLDS", "SpectralEstimate", "VERDICTS", "VerdictThresholds", "activation_input",

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphpath.graph import ModelGraph
-from graphpath.layers import LayerGraph
-from graphpath.ops import carries_gradient
+from graphpath.model.graph import ModelGraph
+from graphpath.model.layers import LayerGraph
+from graphpath.model.ops import carries_gradient
 
 __all__ = ["HeadCut", "HeadFinder", "find_head_cuts", "probe_cotangents", "probe_inputs", "raw_head_tensors"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from graphpath.errors import GraphpathError
-from graphpath.graph import ModelGraph
+from graphpath.model.graph import ModelGraph
 
 #: ``--reinit`` schemes (see :func:`reinit_parameters`).
 REINIT_SCHEMES = ("kaiming-normal",)

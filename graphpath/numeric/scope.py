@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graphpath.errors import GraphpathError
-from graphpath.graph import ModelGraph
-from graphpath.layers import LayerGraph
-from graphpath.ops import carries_gradient
+from graphpath.model.graph import ModelGraph
+from graphpath.model.layers import LayerGraph
+from graphpath.model.ops import carries_gradient
 
 if TYPE_CHECKING:
     from graphpath.numeric.backward import BackwardOptions

@@ -2,7 +2,7 @@
 elsewhere); :mod:`graphpath.onnx_io.training` holds the rewrites for onnxruntime-training.
 
 :func:`load` reads a model without its external data, checks it, and returns the op view
-(:class:`~graphpath.graph.ModelGraph`). Parameter counts and bytes come from initializer
+(:class:`~graphpath.model.graph.ModelGraph`). Parameter counts and bytes come from initializer
 metadata. External data is read only by :func:`read_arrays`, and only from inside the model's
 folder.
 """
@@ -25,8 +25,8 @@ from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
 
 from graphpath.errors import GraphpathError
-from graphpath.graph import ModelGraph, OpNode, Param, Shape, SubgraphInfo, TensorInfo
-from graphpath.ops import DTYPE_BYTES, SHAPE_OPS
+from graphpath.model.graph import ModelGraph, OpNode, Param, Shape, SubgraphInfo, TensorInfo
+from graphpath.model.ops import DTYPE_BYTES, SHAPE_OPS
 
 __all__ = ["load", "load_inlined", "load_proto", "read_arrays", "model_bytes", "model_bytes_with_outputs", "onnx_version"]
 

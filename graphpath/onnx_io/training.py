@@ -1,6 +1,6 @@
-"""Models rewritten for onnxruntime-training (graphpath.numeric.ort_training).
+"""Models rewritten for onnxruntime-training (graphpath.numeric.backends.ort_training).
 
-The onnxruntime-training backend (graphpath.numeric.ort_training) builds its gradient graph
+The onnxruntime-training backend (graphpath.numeric.backends.ort_training) builds its gradient graph
 from a rewritten copy of the model: graph outputs replaced by one scalar probe loss, the
 cotangents fed as extra graph inputs (one set of artifacts serves any cotangent), Constant
 nodes holding float values turned into initializers (graphpath counts them as parameters), and
@@ -24,6 +24,7 @@ from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
 
 from graphpath.errors import GraphpathError
+from graphpath.model.ops import NON_DIFFERENTIABLE_OPS, carries_gradient
 from graphpath.onnx_io import (
     _external_location,
     _outer_references,
@@ -31,7 +32,6 @@ from graphpath.onnx_io import (
     _without_bulk_data,
     load_inlined,
 )
-from graphpath.ops import NON_DIFFERENTIABLE_OPS, carries_gradient
 
 __all__ = ["TRAINING_LOSS", "TrainingModel", "parse_model_bytes", "training_model", "training_model_bytes"]
 #: Name of the scalar loss output of :func:`training_model` (made unique per model).

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from graphpath.cli.output import atomic_write
 from graphpath.errors import GraphpathError, MissingExtraError
-from graphpath.fileio import atomic_write
 
 #: Builder modules, in the order of the seed's stability table (v1 … v12, YOLOX after v5).
 FAMILY_MODULES = ("darknet", "v5_yolox", "v6", "v7", "ultralytics", "v9", "v10", "v11_v12")

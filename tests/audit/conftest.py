@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner, Result
 from onnx import TensorProto, helper, numpy_helper
 
-from graphpath.cli import GraphpathGroup
-from graphpath.cli_audit import audit, rules
+from graphpath.cli.audit import audit, rules
+from graphpath.cli.main import GraphpathGroup
 
 #: Block detection is being written; until it lands end-to-end audits run without it.
 BLOCKS_READY = importlib.util.find_spec("graphpath.blocks.notes") is not None

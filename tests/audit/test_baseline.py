@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from graphpath.analysis import AnalyzeOptions, analyze
-from graphpath.audit import audit, compare_reports, load_baseline, render_json
-from graphpath.audit_config import parse_config
+from graphpath.audit.config import parse_config
+from graphpath.audit.run import audit, compare_reports, load_baseline, render_json
 from graphpath.errors import GraphpathError
 from graphpath.formats.json_format import render as render_report
 from tests.audit.conftest import BLOCKS_READY, NO_BLOCKS, residual_chain
@@ -102,7 +102,7 @@ def test_compare_reports_generation_and_verdict():
 
 
 def test_numeric_flag_without_torch(run_cli, save_model):
-    from graphpath.audit import numeric_available
+    from graphpath.audit.run import numeric_available
 
     if numeric_available():
         pytest.skip("torch is installed")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from graphpath.audit_config import AuditConfig, discover_config, load_config, parse_config, resolve_config
+from graphpath.audit.config import AuditConfig, discover_config, load_config, parse_config, resolve_config
 from graphpath.errors import GraphpathError
 from tests.audit.conftest import NO_BLOCKS, residual_chain
 

@@ -43,7 +43,7 @@ def test_rules_command(run_cli):
 
 
 def test_docs_list_every_rule():
-    from graphpath.rules import RULES
+    from graphpath.audit.rules.catalog import RULES
 
     doc = (ROOT / "docs" / "ci.md").read_text()
     for rule in RULES.values():

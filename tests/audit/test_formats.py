@@ -12,11 +12,11 @@ from typing import Any
 import jsonschema
 import pytest
 
-from graphpath.audit import AUDIT_FORMATS, AuditResult, audit, get_audit_renderer
-from graphpath.audit_config import parse_config
+from graphpath.audit.config import parse_config
+from graphpath.audit.rules.catalog import RULES
+from graphpath.audit.run import AUDIT_FORMATS, AuditResult, audit, get_audit_renderer
 from graphpath.formats import github
 from graphpath.formats.sarif import FINGERPRINT_KEY, to_sarif
-from graphpath.rules import RULES
 from tests.audit.conftest import NO_BLOCKS, residual_chain
 from tests.audit.test_rules import block, paths, report
 
@@ -101,7 +101,7 @@ def test_sarif_fingerprints_stable_across_values():
 
 
 def test_sarif_with_baseline_validates(sarif_validator, tmp_path: Path):
-    from graphpath.audit import render_json
+    from graphpath.audit.run import render_json
 
     base = tmp_path / "base.json"
     base.write_text(render_json(_result()))
@@ -190,7 +190,7 @@ def test_text_marks_failing():
 
 
 def test_json_is_a_baseline(tmp_path: Path):
-    from graphpath.audit import load_baseline
+    from graphpath.audit.run import load_baseline
 
     text = get_audit_renderer("json")(_result())
     data = json.loads(text)

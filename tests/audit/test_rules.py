@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from graphpath.audit import evaluate
-from graphpath.rules import (
+from graphpath.audit.rules.catalog import (
     DEFAULT_THRESHOLDS,
     RULES,
     SEVERITIES,
@@ -18,6 +17,7 @@ from graphpath.rules import (
     RuleConfig,
     find_rule,
 )
+from graphpath.audit.run import evaluate
 
 
 def report(**sections: Any) -> dict[str, Any]:

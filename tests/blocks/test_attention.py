@@ -7,7 +7,7 @@ from __future__ import annotations
 from graphpath import onnx_io
 from graphpath.blocks.attention import A2C2fDetector, AttentionDetector, C2PSADetector, PSADetector
 from graphpath.blocks.base import BlockMatch, DetectionContext
-from graphpath.layers import build_layers
+from graphpath.model.layers import build_layers
 from tests.blocks.test_elan import Net, counts, detect
 
 MINE = ("attention", "psa", "c2psa", "a2c2f")

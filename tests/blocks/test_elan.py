@@ -11,7 +11,7 @@ from pathlib import Path
 
 from graphpath import onnx_io
 from graphpath.blocks import BLOCK_IDS, BlockMatch, block_counts, detect_blocks
-from graphpath.layers import build_layers
+from graphpath.model.layers import build_layers
 
 
 class Net:

@@ -9,7 +9,7 @@ from pathlib import Path
 from graphpath import onnx_io
 from graphpath.blocks import BLOCK_IDS, BlockMatch, block_counts, detect_blocks
 from graphpath.blocks.heads import head_tensors
-from graphpath.layers import build_layers
+from graphpath.model.layers import build_layers
 from tests.blocks.test_neck import NeckNet
 
 MINE = ("fc_head", "coupled_head", "decoupled_head", "dfl", "aux_head", "one2one_head", "nms", "pgi")

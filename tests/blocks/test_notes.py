@@ -11,7 +11,7 @@ import pytest
 
 from graphpath import onnx_io
 from graphpath.blocks.notes import CODES, ExportNote, export_notes
-from graphpath.layers import build_layers
+from graphpath.model.layers import build_layers
 from tests.blocks.transforms import fold_constants, rename_everything
 
 MODELS = Path(__file__).resolve().parents[2] / "models"

@@ -11,7 +11,7 @@ from graphpath import onnx_io
 from graphpath.blocks import block_counts, detect_blocks
 from graphpath.blocks.base import BlockMatch, DetectionContext
 from graphpath.blocks.plain import PassthroughDetector, PlainStageDetector
-from graphpath.layers import build_layers
+from graphpath.model.layers import build_layers
 from tests.blocks.test_elan import Net, counts
 
 MINE = ("plain_stage", "passthrough")

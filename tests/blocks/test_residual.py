@@ -10,7 +10,7 @@ from graphpath.blocks import block_counts, nest
 from graphpath.blocks.base import REGISTRY, BlockMatch, DetectionContext
 from graphpath.blocks.csp import CSPDetector  # noqa: F401  (registers the csp family)
 from graphpath.blocks.residual import ResidualDetector  # noqa: F401  (registers this family)
-from graphpath.layers import build_layers
+from graphpath.model.layers import build_layers
 from tests.conftest import RESIDUAL
 
 #: The kinds of the residual and CSP families, in the order their detectors depend on.

@@ -129,7 +129,7 @@ def test_nan_gives_a_verdict_not_a_crash(tmp_path: Path) -> None:
 
 def test_block_jacobian_bound_below_and_close_to_svd(tmp_path: Path) -> None:
     from graphpath.numeric.backward import _block_sigma
-    from graphpath.numeric.evaluator import Evaluator
+    from graphpath.numeric.evaluator.core import Evaluator
 
     rng = np.random.default_rng(3)
     nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], kernel_shape=[1, 1]),
@@ -163,7 +163,7 @@ def test_to_dict_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_parity_refusal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from graphpath.numeric import ops_torch
+    from graphpath.numeric.evaluator import ops_torch
 
     conv = ops_torch.OPS["Conv"]
     monkeypatch.setitem(ops_torch.OPS, "Conv", lambda node, xs: conv(node, xs) + 0.5)  # type: ignore[operator]

@@ -268,7 +268,7 @@ def test_op_forward_and_gradient(build, src, kind, differentiable):
 
 
 def test_every_table_op_is_tested_or_folded_only():
-    from graphpath.numeric.ops_torch import OPS
+    from graphpath.numeric.evaluator.ops_torch import OPS
 
     used = set()
     for _, src, _, _ in CASES:
@@ -436,7 +436,7 @@ def test_numeric_package_is_light_and_missing_torch_has_a_hint():
 
 def test_outputs_downstream_of_topk_match_up_to_the_order_of_ties() -> None:
     """RT-DETR's query selection: tied candidates in another order are the same queries."""
-    from graphpath.numeric.evaluator import _compare_up_to_order
+    from graphpath.numeric.evaluator.core import _compare_up_to_order
 
     rng = np.random.default_rng(0)
     ref = rng.standard_normal((1, 6, 3))

@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from graphpath import onnx_io
-from graphpath.layers import LayerGraph, build_layers
+from graphpath.model.layers import LayerGraph, build_layers
 from graphpath.numeric.metrics import (
     VERDICTS,
     VerdictThresholds,

@@ -35,10 +35,10 @@ import onnxruntime as ort  # noqa: E402
 
 from graphpath import onnx_io  # noqa: E402
 from graphpath.errors import GraphpathError  # noqa: E402
-from graphpath.layers import build_layers  # noqa: E402
+from graphpath.model.layers import build_layers  # noqa: E402
 from graphpath.numeric.backends import Backend, TorchBackend  # noqa: E402
-from graphpath.numeric.evaluator import Evaluator  # noqa: E402
-from graphpath.numeric.ort_training import OrtTrainingBackend, default_heads, split_frozen  # noqa: E402
+from graphpath.numeric.backends.ort_training import OrtTrainingBackend, default_heads, split_frozen  # noqa: E402
+from graphpath.numeric.evaluator.core import Evaluator  # noqa: E402
 from graphpath.numeric.probes import all_heads, find_head_cuts, probe_cotangents, probe_inputs  # noqa: E402
 
 MODELS = Path(__file__).resolve().parents[2] / "models"

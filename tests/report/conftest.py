@@ -12,9 +12,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from graphpath.cli import GraphpathGroup
-from graphpath.cli_report import report
-from graphpath.table import StabilityTable, build_row, make_table
+from graphpath.cli.main import GraphpathGroup
+from graphpath.cli.report import report
+from graphpath.stability.table import StabilityTable, build_row, make_table
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"

@@ -27,7 +27,7 @@ def test_progress_on_stderr_for_multi_model_runs(report_cli: click.Group) -> Non
 
 
 def test_rich_progress_bar_on_a_terminal(report_cli: click.Group, monkeypatch: pytest.MonkeyPatch) -> None:
-    import graphpath.cli_progress as cr
+    import graphpath.cli.progress as cr
 
     monkeypatch.setattr(cr, "_stderr_is_tty", lambda: True)
     res = CliRunner().invoke(report_cli, ["report", *TWO, "--format", "csv"])
@@ -84,7 +84,7 @@ def test_numeric_failure_on_one_model_is_a_row_not_a_crash(report_cli: click.Gro
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    import graphpath.table as table
+    import graphpath.stability.table as table
     from graphpath.errors import GraphpathError
 
     def refuse(path: str, options: object, progress: object) -> dict:
@@ -141,7 +141,7 @@ def test_importing_the_command_loads_no_heavy_module() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, graphpath.cli_report, graphpath.table, graphpath.formats.table_registry; "
+    code = ("import sys, graphpath.cli.report, graphpath.stability.table, graphpath.formats.table_registry; "
             "print(sorted(m for m in ('torch', 'matplotlib', 'onnxruntime') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -149,7 +149,7 @@ def test_importing_the_command_loads_no_heavy_module() -> None:
 
 def test_row_summary_for_analyze(static_reports: dict) -> None:
     from graphpath.formats.table_text import render_row_text
-    from graphpath.table import build_row
+    from graphpath.stability.table import build_row
 
     line = render_row_text(build_row(static_reports["yolov8n.onnx"], None))
     assert "\n" not in line
@@ -158,7 +158,7 @@ def test_row_summary_for_analyze(static_reports: dict) -> None:
 
 
 def test_a_tiny_variant_is_named_in_the_architecture(static_reports: dict) -> None:
-    from graphpath.table import build_row
+    from graphpath.stability.table import build_row
 
     report = copy.deepcopy(static_reports["yolov8n.onnx"])
     report["fingerprint"]["variant"] = "tiny"

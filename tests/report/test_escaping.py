@@ -11,7 +11,7 @@ import pytest
 
 from graphpath.analysis import analyze
 from graphpath.formats.table_registry import get_table_renderer
-from graphpath.table import StabilityTable, build_row, make_table
+from graphpath.stability.table import StabilityTable, build_row, make_table
 from tests.report.conftest import EVIL, evil_model, fake_numeric
 
 

@@ -17,7 +17,7 @@ import pytest
 from graphpath.formats.table_json import schema
 from graphpath.formats.table_md import parse_rows
 from graphpath.formats.table_registry import TABLE_FORMATS, get_table_renderer
-from graphpath.table import COLUMNS, StabilityTable
+from graphpath.stability.table import COLUMNS, StabilityTable
 
 NUMBER_COLUMNS = ("units", "depth", "paths_log10", "shortest_path", "longest_path", "effective_depth", "ratio",
                   "min_block_gain", "max_block_gain", "max_block_jacobian", "dead_fraction")
@@ -57,7 +57,7 @@ def test_same_numbers_in_md_json_csv(sample_table: StabilityTable) -> None:
 
 
 def test_static_renderings_leave_out_the_measured_columns(static_reports: dict[str, dict]) -> None:
-    from graphpath.table import MEASURED_COLUMNS, build_row, make_table
+    from graphpath.stability.table import MEASURED_COLUMNS, build_row, make_table
 
     table = make_table([build_row(r, None) for r in static_reports.values()])
     md = parse_rows(get_table_renderer("md")(table))
@@ -134,7 +134,7 @@ def test_html_without_matplotlib_still_renders(sample_table: StabilityTable,
 
 def test_static_html_plots_path_lengths_only(static_reports: dict[str, dict]) -> None:
     pytest.importorskip("matplotlib")
-    from graphpath.table import build_row, make_table
+    from graphpath.stability.table import build_row, make_table
 
     table = make_table([build_row(r, None) for r in static_reports.values()])
     out = get_table_renderer("html")(table)

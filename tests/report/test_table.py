@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from graphpath.table import (
+from graphpath.stability.table import (
     GENERATION_ORDER,
     NUMERIC_TO_TABLE,
     SEED_CLAIMS,

@@ -1,0 +1,1 @@
+"""graphpath.audit.run.rules."""

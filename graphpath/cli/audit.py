@@ -1,0 +1,96 @@
+"""``graphpath audit`` and ``graphpath rules``: click commands for :mod:`graphpath.audit.run`.
+
+Registered on the main group in :mod:`graphpath.cli.main` (``cli.add_command(audit)``,
+``cli.add_command(rules)``), whose error handling maps ``GraphpathError`` to exit 2 and
+anything unexpected to exit 3. Heavy modules load inside the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from graphpath.audit.rules.catalog import SEVERITIES
+from graphpath.audit.run import AUDIT_FORMAT_ALIASES, AUDIT_FORMATS
+
+EXIT_USAGE = 2
+
+
+@click.command()
+@click.argument("models", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="Configuration file (graphpath.toml, or a pyproject.toml with [tool.graphpath]). "
+                   "Default: searched from the current folder upwards.")
+@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+              help="Earlier analyze or audit JSON report; only findings that are not in it fail.")
+@click.option("--numeric/--no-numeric", default=None,
+              help="Also run the numeric backward pass (GP3xx rules). Default: the config's `numeric`.")
+@click.option("--blocks/--no-blocks", default=True, show_default=True,
+              help="Detect blocks (the structure rules GP101-GP104, GP107, GP108 need it).")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
+              help="Lowest severity that fails the audit (exit 1). Default: the config's, else error.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings fail the audit.")
+@click.option("--format", "fmt", type=click.Choice([*AUDIT_FORMATS, *AUDIT_FORMAT_ALIASES]), default="text",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the report to FILE (only after success) instead of stdout.")
+@click.option("--write", "writes", multiple=True, metavar="FORMAT=FILE",
+              help="Also write FORMAT to FILE (repeatable), e.g. --write sarif=graphpath.sarif.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
+@click.pass_context
+def audit(ctx: click.Context, models: tuple[Path, ...], config_file: Path | None, baseline: Path | None,
+          numeric: bool | None, blocks: bool, fail_on: str | None, exit_zero: bool, fmt: str,
+          output: Path | None, writes: tuple[str, ...], quiet: bool) -> None:
+    """Check MODELS against the rules (see `graphpath rules`) for CI.
+
+    Exit codes: 0 clean, 1 findings at or above --fail-on (new ones only with --baseline),
+    2 usage or input error, 3 internal error.
+    """
+    from graphpath.audit.config import resolve_config
+    from graphpath.audit.run import audit as run
+    from graphpath.audit.run import get_audit_renderer, parse_write
+    from graphpath.cli.main import write_output
+
+    if not models:
+        raise click.UsageError("no model given")
+    extra = [parse_write(spec) for spec in writes]
+    config = resolve_config(config_file)
+    use_numeric = bool(numeric) if numeric is not None else config.numeric
+    if quiet or not sys.stderr.isatty():
+        result = run(list(models), config, baseline, use_numeric, fail_on=fail_on, blocks=blocks)
+    else:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("auditing", total=len(models))
+
+            done = [0]
+
+            def step(name: str) -> None:
+                bar.update(task, description=f"auditing {name}", completed=done[0])
+                done[0] += 1
+
+            result = run(list(models), config, baseline, use_numeric, fail_on=fail_on, blocks=blocks,
+                         progress=step)
+    for extra_fmt, file in extra:
+        write_output(get_audit_renderer(extra_fmt)(result), file)
+    write_output(get_audit_renderer(fmt)(result), output)
+    for note in result.notes:
+        click.echo(f"graphpath: note: {note}", err=True)
+    if not quiet and (fmt != "text" or output is not None):
+        click.echo(result.summary_line(), err=True)
+    ctx.exit(result.exit_code(exit_zero))
+
+
+@click.command()
+@click.argument("rule", required=False)
+@click.option("--format", "fmt", type=click.Choice(["text", "md", "markdown", "json"]), default="text",
+              show_default=True)
+def rules(rule: str | None, fmt: str) -> None:
+    """List the audit rules, or explain RULE (an id such as GP201, or a name)."""
+    from graphpath.audit.run import render_rules
+    from graphpath.cli.main import write_output
+
+    write_output(render_rules(fmt, rule), None)

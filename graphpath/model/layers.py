@@ -1,0 +1,360 @@
+"""The layer view: the canonical DAG of units every gradient analysis walks.
+
+See DESIGN.md "Two views of one graph". A *unit* is a weighted layer (Conv, ConvTranspose,
+Gemm, MatMul with a weight), a merge (Add/Sum/Sub of two data tensors, Concat, data×data Mul,
+attention MatMul), a split, a pooling or resampling op, or a graph input/output. Activation
+diamonds and transparent ops are folded into the unit that produces their input; shape
+arithmetic is never part of it. Each unit keeps the ONNX node names it stands for.
+
+Edges carry ``count``: how many data edges join the two units (``Add(x, x)`` is two), so
+gradient-path counts stay exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from graphpath.model.graph import ModelGraph, OpNode
+
+#: Unit kinds. Only ``weighted`` units add to a gradient path's length.
+UNIT_KINDS = ("input", "output", "weighted", "merge", "split", "pool", "resample", "other")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of the layer view.
+
+    Attributes:
+        id: stable identifier (the anchoring ONNX node's name, or the tensor name for graph
+            inputs and outputs).
+        kind: one of :data:`UNIT_KINDS`.
+        op_type: the anchoring ONNX op (``Conv``, ``Concat`` …; ``Input``/``Output``).
+        nodes: every ONNX node name the unit stands for (anchor first, folded ops after).
+        tensor: the data tensor the unit produces after folding (its last folded op's output).
+        activation: the folded activation's name (``silu``, ``mish`` …) or ``None``.
+        scope: the name scope of the anchoring node (``model.2.m.0.cv1``) or ``""``.
+        params: parameter count owned by the unit.
+        attrs: small facts detectors need (kernel, stride, groups, channels, axis …).
+    """
+
+    id: str
+    kind: str
+    op_type: str
+    nodes: tuple[str, ...] = ()
+    tensor: str = ""
+    activation: str | None = None
+    scope: str = ""
+    params: int = 0
+    attrs: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def weighted(self) -> bool:
+        return self.kind == "weighted"
+
+    def attr(self, key: str, default: object = None) -> object:
+        return dict(self.attrs).get(key, default)
+
+
+@dataclass
+class LayerGraph:
+    """The layer view of one model: ``dag`` maps unit ids to units (node attribute ``unit``),
+    edges carry ``count``. ``inputs`` and ``outputs`` are unit ids in graph order."""
+
+    dag: nx.DiGraph
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    _order: list[str] | None = field(default=None, repr=False, compare=False)
+
+    def unit(self, uid: str) -> Unit:
+        return self.dag.nodes[uid]["unit"]
+
+    def units(self) -> Iterable[Unit]:
+        return (self.dag.nodes[u]["unit"] for u in self.topo_order())
+
+    def topo_order(self) -> list[str]:
+        """Units in a deterministic topological order (ties broken by insertion order)."""
+        if self._order is None:
+            rank = self._rank()
+            # Builders insert units in topological order; checking that is linear, while the
+            # lexicographic sort is O(E log V) and dominates at 10^6 units.
+            if all(rank[v] > rank[u] for u, nbrs in self.dag.adjacency() for v in nbrs):
+                self._order = list(self.dag.nodes)
+            else:
+                self._order = list(nx.lexicographical_topological_sort(self.dag, key=rank.__getitem__))
+        return self._order
+
+    def _rank(self) -> dict[str, int]:
+        return {u: i for i, u in enumerate(self.dag.nodes)}
+
+    def edge_count(self, u: str, v: str) -> int:
+        return int(self.dag.edges[u, v].get("count", 1))
+
+    @classmethod
+    def from_edges(
+        cls,
+        edges: Sequence[tuple[str, str]],
+        weighted: Iterable[str] = (),
+        inputs: Sequence[str] | None = None,
+        outputs: Sequence[str] | None = None,
+    ) -> LayerGraph:
+        """Build a layer graph from a literal edge list (for tests and synthetic benchmarks).
+
+        Repeated edges raise ``count``. Units named in ``weighted`` are weighted; sources and
+        sinks default to inputs and outputs.
+
+        >>> g = LayerGraph.from_edges([("x", "a"), ("a", "y"), ("x", "y")], weighted={"a"})
+        >>> g.inputs, g.outputs, g.unit("a").kind
+        (('x',), ('y',), 'weighted')
+        """
+        dag = nx.DiGraph()
+        wset = set(weighted)
+        for u, v in edges:
+            for n in (u, v):
+                if n not in dag:
+                    dag.add_node(n)
+            if dag.has_edge(u, v):
+                dag.edges[u, v]["count"] += 1
+            else:
+                dag.add_edge(u, v, count=1)
+        for n in wset:
+            if n not in dag:
+                dag.add_node(n)
+        ins = tuple(inputs) if inputs is not None else tuple(n for n in dag if dag.in_degree(n) == 0)
+        outs = tuple(outputs) if outputs is not None else tuple(n for n in dag if dag.out_degree(n) == 0)
+        for n in dag:
+            kind = "weighted" if n in wset else "input" if n in ins else "output" if n in outs else "other"
+            dag.nodes[n]["unit"] = Unit(id=n, kind=kind, op_type=kind.capitalize(), nodes=(n,))
+        return cls(dag=dag, inputs=ins, outputs=outs)
+
+
+# --------------------------------------------------------------------------- building
+
+#: Ops folded into the unit that produces their (single) data input.
+TRANSPARENT_OPS = frozenset(
+    """BatchNormalization Identity Dropout Cast CastLike Reshape Transpose Flatten Squeeze
+    Unsqueeze Expand Tile Pad InstanceNormalization LayerNormalization GroupNormalization
+    LpNormalization MeanVarianceNormalization QuantizeLinear DequantizeLinear DynamicQuantizeLinear
+    ReduceMean ReduceSum ReduceMax ReduceMin ReduceL2 ReduceProd CumSum
+    Relu LeakyRelu PRelu Elu Selu Celu Gelu Sigmoid HardSigmoid HardSwish Tanh Softplus Softsign
+    Mish Erf Exp Log Sqrt Abs Neg Reciprocal Clip Sin Cos Softmax LogSoftmax Hardmax ThresholdedRelu
+    Shrink Swish Add Sub Mul Div Pow Max Min Sum Mean Where""".split()
+)
+
+#: Transparent ops that are activations, with the name they give the folded activation.
+ACTIVATION_OPS = {
+    "Relu": "relu", "LeakyRelu": "leaky_relu", "PRelu": "prelu", "Elu": "elu", "Selu": "selu",
+    "Celu": "celu", "Gelu": "gelu", "Sigmoid": "sigmoid", "HardSigmoid": "hardsigmoid",
+    "HardSwish": "hardswish", "Tanh": "tanh", "Softplus": "softplus", "Softsign": "softsign",
+    "Mish": "mish", "Erf": "erf", "Clip": "clip", "Softmax": "softmax", "LogSoftmax": "log_softmax",
+    "ThresholdedRelu": "thresholded_relu", "Swish": "silu",
+}
+
+WEIGHTED_OPS = frozenset(
+    {"Conv", "ConvTranspose", "Gemm", "QLinearConv", "ConvInteger", "DeformConv"}
+)
+MATMUL_OPS = frozenset({"MatMul", "QLinearMatMul", "MatMulInteger", "Einsum", "FusedMatMul"})
+ELEMENTWISE_MERGES = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where"})
+CONCAT_OPS = frozenset({"Concat", "ConcatFromSequence"})
+SPLIT_OPS = frozenset({"Split", "Slice", "Gather", "GatherElements", "GatherND", "Chunk"})
+POOL_OPS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool", "MaxRoiPool", "RoiAlign"})
+RESAMPLE_OPS = frozenset({"Resize", "Upsample", "DepthToSpace", "SpaceToDepth", "GridSample", "ConvTransposeNearest"})
+
+
+def _activation_name(op_types: list[str]) -> str | None:
+    """Name the activation a folded run of ops implements (diamonds included)."""
+    s = set(op_types)
+    if {"Softplus", "Tanh", "Mul"} <= s:
+        return "mish"
+    if {"HardSigmoid", "Mul"} <= s:
+        return "hardswish"
+    if {"Sigmoid", "Mul"} <= s:
+        return "silu"
+    if "Erf" in s or "Gelu" in s or ({"Tanh", "Pow"} <= s):
+        return "gelu"
+    for op in op_types:
+        if op in ACTIVATION_OPS:
+            return ACTIVATION_OPS[op]
+    return None
+
+
+def _unit_attrs(graph: ModelGraph, name: str) -> tuple[tuple[str, object], ...]:
+    op = graph.op(name)
+    facts: dict[str, object] = {}
+    for key in ("kernel_shape", "strides", "group", "axis", "mode", "dilations", "pads"):
+        if key in op.attrs:
+            value = op.attrs[key]
+            facts[key] = tuple(value) if isinstance(value, (list, tuple)) else value
+    params = graph.dag.nodes[name]["params"]
+    if op.op_type in WEIGHTED_OPS | MATMUL_OPS:
+        weights = [p for p in params if len(p.shape) >= 2]
+        if weights:
+            facts["weight_shape"] = weights[0].shape
+            if op.op_type in ("Conv", "QLinearConv", "ConvInteger") and "kernel_shape" not in facts:
+                facts["kernel_shape"] = weights[0].shape[2:]
+    out = op.outputs[0] if op.outputs else ""
+    shape = graph.value_shapes.get(out)
+    if shape is not None:
+        facts["shape"] = shape
+    if op.op_type in SPLIT_OPS:
+        facts["outputs"] = len([o for o in op.outputs if o])
+    return tuple(sorted(facts.items()))
+
+
+def build_layers(graph: ModelGraph) -> LayerGraph:
+    """Fold the op view into the layer view (see the module docstring).
+
+    Each data tensor is mapped to the unit that produces it after folding; an op becomes a
+    unit of its own only when it is weighted, a merge of two or more *different* units, a
+    split, a pooling or resampling op, or unknown. A binary elementwise op whose operands both
+    come from one unit (``x * sigmoid(x)``, ``x * tanh(softplus(x))``) is an activation gate
+    and folds into that unit.
+    """
+    from graphpath.model.ops import carries_gradient
+
+    dag = nx.DiGraph()
+    unit_of: dict[str, str] = {}
+    members: dict[str, list[str]] = {}
+    folded_ops: dict[str, list[str]] = {}
+    tensor_of: dict[str, str] = {}
+
+    def add_unit(uid: str, kind: str, op_type: str, scope: str = "", params: int = 0,
+                 attrs: tuple[tuple[str, object], ...] = ()) -> None:
+        dag.add_node(uid)
+        dag.nodes[uid]["proto"] = dict(kind=kind, op_type=op_type, scope=scope, params=params, attrs=attrs)
+        members[uid] = []
+        folded_ops[uid] = []
+
+    def connect(src: str, dst: str) -> None:
+        if dag.has_edge(src, dst):
+            dag.edges[src, dst]["count"] += 1
+        else:
+            dag.add_edge(src, dst, count=1)
+
+    inputs = []
+    for info in graph.inputs:
+        uid = info.name
+        add_unit(uid, "input", "Input", attrs=(("shape", info.shape),))
+        unit_of[info.name] = uid
+        tensor_of[uid] = info.name
+        inputs.append(uid)
+
+    for op in graph.ops():
+        data = [
+            (pos, t) for pos, t in enumerate(op.inputs)
+            if t and t in unit_of and carries_gradient(op.op_type, pos)
+        ]
+        # If/Loop/Scan bodies read outer-scope tensors: those are data inputs too.
+        data += [(-1, t) for t in graph.dag.nodes[op.name]["implicit"] if t in unit_of]
+        if not data:
+            continue  # static: shapes, constants, parameters
+        sources = [unit_of[t] for _, t in data]
+        distinct = list(dict.fromkeys(sources))
+        ot = op.op_type
+        if ot in WEIGHTED_OPS or (ot in MATMUL_OPS and len(distinct) == 1 and _has_static_operand(graph, op)):
+            kind = "weighted"
+        elif ot in MATMUL_OPS:
+            kind = "merge"
+        elif ot in CONCAT_OPS:
+            kind = "merge" if len(data) >= 2 else "fold"
+        elif ot in ELEMENTWISE_MERGES:
+            kind = "merge" if len(distinct) >= 2 else "fold"
+        elif ot in TRANSPARENT_OPS and op.is_standard:
+            kind = "fold" if len(distinct) == 1 else "merge"
+        elif ot in SPLIT_OPS:
+            kind = "fold" if _whole_slice(graph, op) else "split"
+        elif ot in POOL_OPS:
+            kind = "pool"
+        elif ot in RESAMPLE_OPS:
+            kind = "resample"
+        else:
+            kind = "other"
+        if kind == "fold":
+            host = distinct[0]
+            members[host].append(op.name)
+            # A product with a constant (a layer scale, YOLOv7's ImplicitM) is no gate of an
+            # activation diamond: only ``x * f(x)`` makes the unit a SiLU, Mish or HardSwish.
+            folded_ops[host].append(f"{ot}(const)" if ot in ELEMENTWISE_MERGES and len(data) < 2 else ot)
+            for o in op.outputs:
+                if o:
+                    unit_of[o] = host
+            if op.outputs and op.outputs[0]:
+                tensor_of[host] = op.outputs[0]
+            continue
+        uid = op.name
+        params = sum(p.count for p in graph.dag.nodes[op.name]["params"]) if kind == "weighted" else 0
+        add_unit(uid, kind, ot, scope=graph.scope(op.name), params=params, attrs=_unit_attrs(graph, op.name))
+        members[uid].append(op.name)
+        for src in sources:
+            connect(src, uid)
+        for o in op.outputs:
+            if o:
+                unit_of[o] = uid
+        tensor_of[uid] = op.outputs[0] if op.outputs else ""
+
+    outputs = []
+    for info in graph.outputs:
+        uid = f"output:{info.name}"
+        add_unit(uid, "output", "Output", attrs=(("shape", info.shape),))
+        tensor_of[uid] = info.name
+        if info.name in unit_of:
+            connect(unit_of[info.name], uid)
+        outputs.append(uid)
+
+    for uid in dag.nodes:
+        proto = dag.nodes[uid].pop("proto")
+        dag.nodes[uid]["unit"] = Unit(
+            id=uid, kind=proto["kind"], op_type=proto["op_type"], nodes=tuple(members[uid]),
+            tensor=tensor_of.get(uid, ""), activation=_activation_name(folded_ops[uid]),
+            scope=proto["scope"], params=proto["params"], attrs=proto["attrs"],
+        )
+    return LayerGraph(dag=dag, inputs=tuple(inputs), outputs=tuple(outputs))
+
+
+def _whole_slice(graph: ModelGraph, op: OpNode) -> bool:
+    """A Slice that keeps its whole input (Darknet route layers exported as ``x[:, 0:C]``):
+    shape inference gives the output the input's full, static shape."""
+    if op.op_type != "Slice" or not op.inputs or not op.outputs:
+        return False
+    before, after = graph.value_shapes.get(op.inputs[0]), graph.value_shapes.get(op.outputs[0])
+    return (before is not None and before == after and all(isinstance(d, int) for d in before))
+
+
+def _has_static_operand(graph: ModelGraph, op: OpNode) -> bool:
+    """A MatMul/Einsum with a weight: one operand is an initializer or computed from one."""
+    return any(t and (t in graph.params or graph.is_shape(t)) for t in op.inputs)
+
+
+def unit_depths(layers: LayerGraph) -> dict[str, int]:
+    """Depth of every unit reachable from an input: weighted units on the longest input → unit
+    path, the unit itself included (a dynamic program in topological order).
+
+    >>> unit_depths(LayerGraph.from_edges([("x", "a"), ("a", "b"), ("x", "b")], weighted={"a", "b"}))
+    {'x': 0, 'a': 1, 'b': 2}
+    """
+    best: dict[str, int] = {}
+    for uid in layers.topo_order():
+        preds = [best[p] for p in layers.dag.predecessors(uid) if p in best]
+        if preds or uid in layers.inputs:
+            best[uid] = (max(preds) if preds else 0) + (1 if layers.unit(uid).weighted else 0)
+    return best
+
+
+def depth(layers: LayerGraph) -> int:
+    """Weighted units on the longest input-to-output path (0 for a graph with none).
+
+    >>> depth(LayerGraph.from_edges([("x", "a"), ("a", "b"), ("x", "b"), ("b", "y")], weighted={"a", "b"}))
+    2
+    """
+    best = unit_depths(layers)
+    return max((best.get(o, 0) for o in layers.outputs), default=0)
+
+
+def unit_counts(layers: LayerGraph) -> dict[str, int]:
+    """Units per kind, every kind present (zeros included), in :data:`UNIT_KINDS` order."""
+    counts = dict.fromkeys(UNIT_KINDS, 0)
+    for uid in layers.dag.nodes:
+        counts[layers.unit(uid).kind] += 1
+    return counts

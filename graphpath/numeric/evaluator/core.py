@@ -1,0 +1,601 @@
+"""graphpath's own ONNX → torch evaluator: the torch route of the numeric backward pass.
+
+At load the evaluator reads the graph through :mod:`graphpath.onnx_io`, turns the float
+initializers into ``nn.Parameter`` s named after them, and *folds* shape arithmetic: every tensor
+computed only from shapes, constants and initializers (``ModelGraph.shape_tensors``) is computed
+once for the static input shape and becomes a constant. A shape pass on the ``meta`` device
+gives every data tensor its concrete shape on the way. What is left is pure tensor math, so
+``torch.func`` (``vjp``, ``jvp``, Hessian-vector products) runs on the whole graph.
+
+Example::
+
+    ev = Evaluator.from_path("yolo.onnx", device="auto")
+    require_parity(ev, "yolo.onnx")                 # refuse before reporting any gradient
+    x = torch.rand(ev.input_shapes["images"])
+    heads = ["/model.22/Concat_output_0"]            # raw head tensors, decode tail cut off
+    out = ev({"images": x}, outputs=heads)
+    # gradient w.r.t. an intermediate activation: perturb it by zero and differentiate
+    delta = torch.zeros(ev.shapes["/model.4/Add_output_0"])
+    f = lambda d: ev({"images": x}, outputs=heads, perturb={"/model.4/Add_output_0": d})
+    _, pullback = torch.func.vjp(f, delta)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphpath import onnx_io
+from graphpath.errors import GraphpathError, MissingExtraError
+from graphpath.model.graph import ModelGraph, OpNode
+from graphpath.model.ops import SHAPE_OPS, carries_gradient
+
+try:
+    import torch
+    from torch import nn
+except ImportError as exc:  # the torch extra is optional
+    raise MissingExtraError("torch", "torch", "the numeric backward pass") from exc
+
+from graphpath.numeric.evaluator.ops_torch import FOLD_ONLY, OPS, Node, OpFn, to_tensor, torch_dtype
+
+__all__ = ["Evaluator", "OutputParity", "ParityResult", "check_parity", "require_parity"]
+
+#: ONNX data-type names (as ModelGraph reports them) → the TensorProto enum.
+_TYPE_ENUM = {
+    "FLOAT": 1, "UINT8": 2, "INT8": 3, "UINT16": 4, "INT16": 5, "INT32": 6, "INT64": 7, "BOOL": 9,
+    "FLOAT16": 10, "DOUBLE": 11, "UINT32": 12, "UINT64": 13, "BFLOAT16": 16,
+}
+_FLOAT_NAMES = frozenset({"FLOAT", "FLOAT16", "DOUBLE", "BFLOAT16"})
+#: Constant inputs at gradient-carrying positions are also handed to ops when this small.
+_SMALL_CONST = 64
+#: Ops that pick elements by value: outputs downstream of them flip on near-ties.
+_SELECTION_OPS = frozenset({"TopK", "ArgMax", "ArgMin"})
+
+
+@dataclass(frozen=True)
+class _Step:
+    node: Node
+    fn: OpFn
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _sanitize(names: Iterable[str]) -> dict[str, str]:
+    """ONNX name → a ParameterDict key (no dots, unique, no clash with ParameterDict attributes)."""
+    keys: dict[str, str] = {}
+    used: set[str] = set()
+    for name in names:
+        base = re.sub(r"\W", "_", name) or "param"
+        if base[0].isdigit() or hasattr(nn.ParameterDict, base):
+            base = f"p_{base}"
+        key, n = base, 1
+        while key in used:
+            key, n = f"{base}_{n}", n + 1
+        used.add(key)
+        keys[name] = key
+    return keys
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    resolved = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
+        raise GraphpathError(f"evaluator dtype must be a float dtype, not {dtype!r}")
+    return resolved
+
+
+def _input_shapes(graph: ModelGraph, given: Mapping[str, Sequence[int]] | None,
+                  imgsz: int | tuple[int, int], batch: int) -> dict[str, tuple[int, ...]]:
+    """Concrete input shapes: declared dims, then ``given``, then batch/imgsz for dynamic dims."""
+    hw = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
+    out: dict[str, tuple[int, ...]] = {}
+    for t in graph.inputs:
+        if given and t.name in given:
+            out[t.name] = tuple(int(d) for d in given[t.name])
+            continue
+        if t.shape is None:
+            raise GraphpathError(f"input {t.name!r} declares no shape; pass input_shapes={{...}}")
+        dims = []
+        for i, d in enumerate(t.shape):
+            if isinstance(d, int) and d > 0:
+                dims.append(d)
+            elif i == 0:
+                dims.append(batch)
+            elif len(t.shape) == 4 and i in (2, 3):
+                dims.append(int(hw[i - 2]))
+            else:
+                raise GraphpathError(
+                    f"input {t.name!r} has a dynamic dimension {i} ({d!r}) that graphpath cannot "
+                    "guess; pass input_shapes={...}"
+                )
+        out[t.name] = tuple(dims)
+    return out
+
+
+def _is_static(graph: ModelGraph, op: OpNode) -> bool:
+    outs = [o for o in op.outputs if o]
+    return bool(outs) and all(o in graph.shape_tensors for o in outs)
+
+
+def _scope(graph: ModelGraph, targets: Sequence[str]) -> list[str]:
+    """Names of the nodes needed for ``targets``, in topological order."""
+    known = set(graph.producer_of) | set(graph.params) | {t.name for t in graph.inputs}
+    for t in targets:
+        if t not in known:
+            raise GraphpathError(f"no tensor named {t!r} in the graph")
+    needed: set[str] = set()
+    stack = list(targets)
+    seen: set[str] = set()
+    while stack:
+        t = stack.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        prod = graph.producer_of.get(t)
+        if prod is None or prod in needed:
+            continue
+        needed.add(prod)
+        stack.extend(i for i in graph.op(prod).inputs if i)
+        stack.extend(graph.dag.nodes[prod].get("implicit", ()))
+    return [n for n in graph.dag.nodes if n in needed]
+
+
+def _check_support(graph: ModelGraph, order: Sequence[str]) -> None:
+    """One error naming every unsupported op in scope, with counts."""
+    bad: Counter[str] = Counter()
+    for name in order:
+        op = graph.op(name)
+        label = op.op_type if op.is_standard else f"{op.domain}.{op.op_type}"
+        if not op.is_standard or op.op_type not in OPS:
+            bad[label] += 1
+        elif op.op_type in FOLD_ONLY and not _is_static(graph, op):
+            bad[f"{label} (on data)"] += 1
+    if bad:
+        listed = ", ".join(f"{k} ({_plural(n, 'node')})" for k, n in sorted(bad.items(), key=lambda kv: (-kv[1], kv[0])))
+        raise GraphpathError(
+            f"unsupported ops: {listed}; evaluate up to tensors before them with outputs=[...] "
+            "(for gradients, cut the decode/NMS tail at the raw head tensors)"
+        )
+
+
+def _results(node: Node, res: Any) -> tuple[torch.Tensor, ...]:
+    out = res if isinstance(res, tuple) else (res,)
+    read = [i for i, o in enumerate(node.outputs) if o]
+    if read and len(out) <= read[-1]:
+        raise node.fail(f"graphpath computes {len(out)} of its outputs; the graph uses output {read[-1]}")
+    return out
+
+
+def _run_at_load(node: Node, fn: OpFn, xs: list[Any]) -> tuple[torch.Tensor, ...]:
+    try:
+        return _results(node, fn(node, xs))
+    except GraphpathError:
+        raise
+    except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+        shapes = [tuple(x.shape) if isinstance(x, torch.Tensor) else None for x in xs]
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise node.fail(f"cannot be evaluated on inputs of shapes {shapes}: {first}") from None
+
+
+class Evaluator(nn.Module):
+    """An ONNX graph as a torch module: parameters named after initializers, shapes folded.
+
+    Build with :meth:`from_path`. Attributes:
+        graph: the op view it was built from.
+        device, dtype: where and in which float dtype it computes (fp16/bf16 models: float32).
+        input_shapes: the concrete input shapes the shape arithmetic was folded for.
+        output_names: the tensors it was built to produce (default: the graph outputs).
+        shapes: concrete shape of every tensor in scope.
+        folded: tensors computed once at load (shape arithmetic, constants).
+        params: ``nn.ParameterDict`` of float initializers that carry gradient; keys are
+            sanitized ONNX names, :attr:`param_keys` maps ONNX name → key.
+
+    The device is fixed at build (folded constants live there too): build another evaluator
+    rather than calling ``.to(device)``.
+    """
+
+    def __init__(self, graph: ModelGraph, arrays: Mapping[str, np.ndarray], *,
+                 input_shapes: Mapping[str, tuple[int, ...]], outputs: Sequence[str],
+                 device: torch.device, dtype: torch.dtype, path: Path | None = None) -> None:
+        super().__init__()
+        self.graph, self.path, self.device, self.dtype = graph, path, device, dtype
+        self.input_shapes = dict(input_shapes)
+        self.output_names = tuple(outputs)
+        opset = int(graph.meta.get("opsets", {}).get("ai.onnx", 1))
+        order = _scope(graph, self.output_names)
+        _check_support(graph, order)
+        static = {n for n in order if _is_static(graph, graph.op(n))}
+
+        # Load-time pass: real values for constants, meta tensors (shapes only) for data.
+        values = {k: to_tensor(a, dtype) for k, a in arrays.items()}
+        metas = {k: torch.empty(s, dtype=self._input_dtype(k), device="meta") for k, s in self.input_shapes.items()}
+        nodes: dict[str, Node] = {}
+        for name in order:
+            op = graph.op(name)
+            consts = {pos: values[t].numpy() for pos, t in enumerate(op.inputs)
+                      if t in values and (not carries_gradient(op.op_type, pos) or values[t].numel() <= _SMALL_CONST)}
+            node = nodes[name] = Node(name, op.op_type, op.inputs, op.outputs, op.attrs, opset, dtype, consts)
+            fn = OPS[op.op_type]
+            if name in static:
+                xs = [values.get(t, metas.get(t)) if t else None for t in op.inputs]
+                outs, store = _run_at_load(node, fn, xs), values
+            else:
+                xs = [None if not t else (metas[t] if t in metas else values[t].to("meta")) for t in op.inputs]
+                outs, store = _run_at_load(node, fn, xs), metas
+            for o, v in zip(op.outputs, outs, strict=False):
+                if o:
+                    store[o] = v
+        self.shapes: dict[str, tuple[int, ...]] = {k: tuple(v.shape) for d in (values, metas) for k, v in d.items()}
+
+        # Static tensors stay live (recomputed from parameters each call) only when they
+        # depend on a float parameter and reach a gradient-carrying input downstream.
+        float_inits = {t for t, p in graph.params.items() if p.dtype in _FLOAT_NAMES}
+        param_dep = set(float_inits)
+        for name in order:
+            op = graph.op(name)
+            if name in static and op.op_type not in SHAPE_OPS and any(
+                    t in param_dep for pos, t in enumerate(op.inputs) if carries_gradient(op.op_type, pos)):
+                param_dep.update(o for o in op.outputs if o)
+        grad_needed: set[str] = set()
+        runtime: list[str] = []
+        for name in reversed(order):
+            op = graph.op(name)
+            if name in static and not any(o in grad_needed and o in param_dep for o in op.outputs):
+                continue
+            runtime.append(name)
+            grad_needed.update(t for pos, t in enumerate(op.inputs) if t and carries_gradient(op.op_type, pos))
+        runtime.reverse()
+        live = {o for n in runtime for o in graph.op(n).outputs if o}
+        self.folded = frozenset(t for n in order if n in static for t in graph.op(n).outputs if t and t not in live)
+
+        trainable = sorted({t for n in runtime for pos, t in enumerate(graph.op(n).inputs)
+                            if t in float_inits and carries_gradient(graph.op(n).op_type, pos)})
+        self.param_keys = _sanitize(trainable)
+        self.params = nn.ParameterDict({self.param_keys[t]: nn.Parameter(values[t].to(device)) for t in trainable})
+        used = {t for n in runtime for t in graph.op(n).inputs if t} | set(self.output_names)
+        self._consts = {t: values[t].to(device) for t in used
+                        if t in values and t not in self.param_keys and (t in self.folded or t in graph.params)}
+        self._steps = [_Step(nodes[n], OPS[graph.op(n).op_type]) for n in runtime]
+        self._producer = {o: i for i, s in enumerate(self._steps) for o in s.node.outputs if o}
+        self._schedules: dict[tuple[tuple[str, ...], frozenset[str]], tuple[list[_Step], frozenset[str]]] = {}
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], *, device: str | torch.device = "auto",
+                  dtype: str | torch.dtype = torch.float32, outputs: Sequence[str] | None = None,
+                  input_shapes: Mapping[str, Sequence[int]] | None = None,
+                  imgsz: int | tuple[int, int] = 640, batch: int = 1) -> Evaluator:
+        """Load ``path`` and build its evaluator.
+
+        Args:
+            path: the ONNX model.
+            device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` …
+            dtype: float dtype to compute in (``torch.float64`` for finite-difference checks);
+                float16/bfloat16 models are evaluated in this dtype too.
+            outputs: tensors the evaluator must produce (default: the graph outputs). Only the
+                ops needed for them have to be supported: pass the raw head tensors to leave a
+                NonMaxSuppression/TopK tail out.
+            input_shapes: concrete shapes for inputs with dynamic dimensions.
+            imgsz, batch: fill dynamic NCHW dimensions when ``input_shapes`` does not.
+
+        Raises:
+            GraphpathError: unreadable model, unsupported ops in scope (all listed in one
+                message), shape arithmetic that cannot be folded.
+        """
+        p = Path(path)
+        graph = onnx_io.load(p)
+        targets = tuple(outputs) if outputs is not None else tuple(o.name for o in graph.outputs)
+        shapes = _input_shapes(graph, input_shapes, imgsz, batch)
+        wanted = {i for n in _scope(graph, targets) for i in graph.op(n).inputs if i in graph.params}
+        wanted |= {t for t in targets if t in graph.params}
+        arrays = onnx_io.read_arrays(p, wanted)
+        return cls(graph, arrays, input_shapes=shapes, outputs=targets, device=_resolve_device(device),
+                   dtype=_resolve_dtype(dtype), path=p)
+
+    def _input_dtype(self, name: str) -> torch.dtype:
+        info = next(t for t in self.graph.inputs if t.name == name)
+        return torch_dtype(_TYPE_ENUM.get(info.dtype, 1), self.dtype)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def named_onnx_parameters(self) -> dict[str, nn.Parameter]:
+        """The trainable parameters keyed by their ONNX initializer names."""
+        return {t: self.params[k] for t, k in self.param_keys.items()}
+
+    def forward(
+        self,
+        inputs: torch.Tensor | Mapping[str, torch.Tensor],
+        params: Mapping[str, torch.Tensor] | None = None,
+        *,
+        outputs: Sequence[str] | None = None,
+        capture: Iterable[str] | None = None,
+        replace: Mapping[str, torch.Tensor] | None = None,
+        perturb: Mapping[str, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Evaluate the graph; every tensor is addressed by its ONNX name.
+
+        Args:
+            inputs: graph inputs by name (a single tensor when the graph has one input).
+                Float inputs are cast to :attr:`dtype`; shapes must match :attr:`input_shapes`.
+            params: values for initializers by ONNX name, overriding the module's parameters
+                (what ``torch.func.vjp``/``jvp`` differentiate through).
+            outputs: tensors to return instead of :attr:`output_names` (e.g. raw head tensors);
+                only the ops they need are run.
+            capture: further tensors to return (intermediate activations).
+            replace: tensors whose value is given instead of computed (upstream ops skipped).
+            perturb: tensors to which a value is added right after they are computed; a zero
+                perturbation turns ``torch.func.vjp`` into the gradient at that tensor.
+
+        Returns:
+            ``{name: tensor}`` for ``outputs`` (or :attr:`output_names`) and ``capture``.
+        """
+        if not isinstance(inputs, Mapping):
+            if len(self.input_shapes) != 1:
+                raise GraphpathError(f"the graph has {len(self.input_shapes)} inputs; pass a dict by name")
+            inputs = {next(iter(self.input_shapes)): inputs}
+        wanted = tuple(dict.fromkeys([*(self.output_names if outputs is None else outputs), *sorted(capture or ())]))
+        replace, perturb, params = dict(replace or {}), dict(perturb or {}), dict(params or {})
+        steps, needed_inputs = self._schedule(wanted, frozenset(replace))
+        for t in perturb:
+            if t not in self._producer and t not in self.input_shapes and t not in replace:
+                what = "a folded constant or a parameter (use params=)" if t in self.shapes else "not in scope"
+                raise GraphpathError(f"cannot perturb {t!r}: it is {what}")
+        env: dict[str, torch.Tensor] = {}
+        for name in sorted(needed_inputs):
+            if name not in inputs:
+                raise GraphpathError(f"missing graph input {name!r}")
+            env[name] = self._prepare_input(name, inputs[name])
+        env.update(replace)
+        for t in list(env):
+            if t in perturb:
+                env[t] = env[t] + perturb[t]
+
+        def value(t: str) -> torch.Tensor:
+            if t in env:
+                return env[t]
+            if t in params:
+                return params[t]
+            if t in self.param_keys:
+                return self.params[self.param_keys[t]]
+            return self._consts[t]
+
+        for step in steps:
+            outs = step.fn(step.node, [value(t) if t else None for t in step.node.inputs])
+            for o, v in zip(step.node.outputs, outs if isinstance(outs, tuple) else (outs,), strict=False):
+                if o:
+                    env[o] = v + perturb[o] if o in perturb else v
+        return {t: value(t) for t in wanted}
+
+    def _prepare_input(self, name: str, x: Any) -> torch.Tensor:
+        t = torch.as_tensor(x)
+        if tuple(t.shape) != self.input_shapes[name]:
+            raise GraphpathError(
+                f"input {name!r} has shape {tuple(t.shape)}, but the evaluator folded its shape "
+                f"arithmetic for {self.input_shapes[name]}; rebuild with input_shapes= or imgsz="
+            )
+        if t.is_floating_point():
+            return t.to(self.device, self.dtype)
+        return t.to(self.device)
+
+    def _schedule(self, wanted: tuple[str, ...], replaced: frozenset[str]) -> tuple[list[_Step], frozenset[str]]:
+        """The steps (in order) and graph inputs needed for ``wanted`` given ``replaced``."""
+        key = (wanted, replaced)
+        if key in self._schedules:
+            return self._schedules[key]
+        picked: set[int] = set()
+        inputs: set[str] = set()
+        stack, seen = list(wanted), set()
+        while stack:
+            t = stack.pop()
+            if t in seen or t in replaced:
+                continue
+            seen.add(t)
+            if t in self.input_shapes:
+                inputs.add(t)
+            elif t in self._consts or t in self.param_keys:
+                continue
+            elif t in self._producer:
+                idx = self._producer[t]
+                if idx not in picked:
+                    picked.add(idx)
+                    stack.extend(i for i in self._steps[idx].node.inputs if i)
+            else:
+                raise GraphpathError(self._unknown(t))
+        plan = ([self._steps[i] for i in sorted(picked)], frozenset(inputs))
+        self._schedules[key] = plan
+        return plan
+
+    def _unknown(self, t: str) -> str:
+        if t in self.graph.producer_of or t in self.graph.params:
+            return (f"tensor {t!r} is outside this evaluator's scope (built for {list(self.output_names)}); "
+                    "rebuild with outputs= that depend on it")
+        return f"no tensor named {t!r} in the graph"
+
+
+# --------------------------------------------------------------------------- parity
+
+
+@dataclass(frozen=True)
+class OutputParity:
+    """One output compared with onnxruntime.
+
+    ``max_rel`` is the largest ``|ours − ref| / |ref|`` over elements with ``|ref| > atol``;
+    ``ok`` means every element satisfies ``|ours − ref| <= atol + rtol·|ref|``.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    max_abs: float
+    max_rel: float
+    ok: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ParityResult:
+    """The evaluator's forward against onnxruntime (CPU) on the same inputs."""
+
+    outputs: tuple[OutputParity, ...]
+    rtol: float
+    atol: float
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outputs)
+
+    @property
+    def max_abs(self) -> float:
+        return max((o.max_abs for o in self.outputs), default=0.0)
+
+    @property
+    def max_rel(self) -> float:
+        return max((o.max_rel for o in self.outputs), default=0.0)
+
+    def describe(self) -> str:
+        bad = [o for o in self.outputs if not o.ok] or list(self.outputs)
+        parts = [f"{o.name!r}: max abs {o.max_abs:.3g}, max rel {o.max_rel:.3g}{' ' + o.note if o.note else ''}"
+                 for o in bad[:3]]
+        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+        return f"{'; '.join(parts)}{more} (atol {self.atol:g}, rtol {self.rtol:g})"
+
+
+def _compare(name: str, ours: np.ndarray, ref: np.ndarray, rtol: float, atol: float) -> OutputParity:
+    if ours.shape != ref.shape:
+        return OutputParity(name, tuple(ref.shape), float("inf"), float("inf"), False,
+                            f"(shape {ours.shape} vs onnxruntime {ref.shape})")
+    if ours.size == 0:
+        return OutputParity(name, tuple(ref.shape), 0.0, 0.0, True)
+    a, b = ours.astype(np.float64), ref.astype(np.float64)
+    both_nan = np.isnan(a) & np.isnan(b)
+    err = np.where(both_nan, 0.0, np.abs(a - b))
+    err = np.where(np.isnan(err), np.inf, err)
+    finite = np.abs(b[np.isfinite(b)])
+    # atol is relative to the output's scale: raw head tensors of small models are ~1e-3, where
+    # a fixed 1e-4 would accept almost anything.
+    abs_tol = atol * (float(finite.max()) if finite.size and finite.max() > 0 else 1.0)
+    big = np.abs(b) > abs_tol
+    rel = float(np.max(err[big] / np.abs(b[big]))) if big.any() else 0.0
+    ok = bool(np.all(err <= abs_tol + rtol * np.abs(np.nan_to_num(b))))
+    return OutputParity(name, tuple(ref.shape), float(err.max()), rel, ok)
+
+
+def _compare_up_to_order(name: str, ours: np.ndarray, ref: np.ndarray, rtol: float, atol: float,
+                         lengths: set[int]) -> OutputParity | None:
+    """The comparison after matching slices along one axis of a TopK's length, or ``None``.
+
+    Downstream of a TopK (RT-DETR's query selection), candidates whose scores tie to the last
+    bit come out in an order that depends on the implementation: the same queries, permuted.
+    For each axis whose length is a TopK's ``k``, each of our slices is paired with the nearest
+    onnxruntime slice; when that pairing is a permutation and the paired tensors agree within
+    tolerance, the outputs are the same up to that order (which no gradient norm depends on).
+    """
+    if ours.shape != ref.shape or not ours.dtype.kind == "f":
+        return None
+    for axis in range(ours.ndim):
+        n = ours.shape[axis]
+        if n < 2 or n not in lengths:
+            continue
+        a = np.moveaxis(ours, axis, 0).reshape(n, -1)
+        b = np.moveaxis(ref.astype(np.float64), axis, 0).reshape(n, -1)
+        if not (np.isfinite(a).all() and np.isfinite(b).all()):
+            continue
+        dist = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+        match = dist.argmin(axis=1)
+        if len(set(match.tolist())) != n:
+            continue
+        moved = int((match != np.arange(n)).sum())
+        res = _compare(name, np.moveaxis(np.moveaxis(ours, axis, 0)[np.argsort(match)], 0, axis), ref, rtol, atol)
+        if res.ok:
+            return dataclasses.replace(res, note=f"(up to the order of {moved} of {n} near-tied TopK selections)")
+    return None
+
+
+def check_parity(evaluator: Evaluator, path: str | os.PathLike[str] | None = None,
+                 inputs: Mapping[str, np.ndarray] | None = None, *, rtol: float = 1e-3,
+                 atol: float = 1e-4, seed: int = 0) -> ParityResult:
+    """Compare the evaluator's outputs with onnxruntime (CPU execution provider).
+
+    Args:
+        evaluator: the evaluator to check; its :attr:`~Evaluator.output_names` are compared
+            (intermediate tensors too: they become outputs of the onnxruntime copy).
+        path: the model (default: the one the evaluator was built from).
+        inputs: numpy inputs in the model's declared dtypes (default: seeded uniform [0, 1)).
+        rtol, atol: per-element tolerance ``|ours − ref| <= atol·max|ref| + rtol·|ref|`` (atol
+            scales with each output's largest magnitude).
+        seed: for the default inputs.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise MissingExtraError("onnxruntime", "torch", "the forward parity check") from exc
+    model_path = Path(path) if path is not None else evaluator.path
+    if model_path is None:
+        raise GraphpathError("check_parity needs the model path")
+    if inputs is None:
+        rng = np.random.default_rng(seed)
+        inputs = {}
+        for t in evaluator.graph.inputs:
+            shape = evaluator.input_shapes[t.name]
+            np_dtype = {"FLOAT16": np.float16, "DOUBLE": np.float64}.get(t.dtype, np.float32)
+            if t.dtype in _FLOAT_NAMES:
+                inputs[t.name] = rng.random(shape).astype(np_dtype)
+            else:
+                inputs[t.name] = np.zeros(shape, dtype=np.int64 if t.dtype == "INT64" else np.int32)
+    names = list(evaluator.output_names)
+    if names == [o.name for o in evaluator.graph.outputs]:
+        blob = onnx_io.model_bytes(model_path)
+    else:
+        blob = onnx_io.model_bytes_with_outputs(model_path, names)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
+    feed = {i.name: inputs[i.name] for i in session.get_inputs()}
+    refs = session.run(names, feed)
+    with torch.no_grad():
+        ours = evaluator({k: torch.from_numpy(np.asarray(v)) for k, v in inputs.items()})
+    results = []
+    for n, r in zip(names, refs, strict=True):
+        got = ours[n].detach().cpu()
+        res = _compare(n, got.to(torch.float64 if got.is_floating_point() else got.dtype).numpy(),
+                       np.asarray(r), rtol, atol)
+        steps = evaluator._schedule((n,), frozenset())[0]
+        selecting = sorted({s.node.op_type for s in steps} & _SELECTION_OPS)
+        if not res.ok and selecting:
+            picked = {evaluator.shapes[s.node.outputs[0]][int(s.node.attrs.get("axis", -1))]
+                      for s in steps if s.node.op_type == "TopK"}
+            reordered = _compare_up_to_order(n, got.to(torch.float64).numpy(), np.asarray(r), rtol, atol, picked)
+            res = reordered or dataclasses.replace(res, note=(
+                f"(downstream of {'/'.join(selecting)}: near-tied scores can pick other elements; "
+                "compare at the raw head tensors with outputs=[...])"))
+        results.append(res)
+    return ParityResult(tuple(results), rtol, atol)
+
+
+def require_parity(evaluator: Evaluator, path: str | os.PathLike[str] | None = None,
+                   inputs: Mapping[str, np.ndarray] | None = None, *, rtol: float = 1e-3,
+                   atol: float = 1e-4, seed: int = 0) -> ParityResult:
+    """:func:`check_parity`, raising :class:`GraphpathError` beyond tolerance."""
+    result = check_parity(evaluator, path, inputs, rtol=rtol, atol=atol, seed=seed)
+    if not result.ok:
+        raise GraphpathError(
+            f"the torch evaluator disagrees with onnxruntime: {result.describe()}; refusing to "
+            "report gradients from it"
+        )
+    return result

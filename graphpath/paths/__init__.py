@@ -1,0 +1,1 @@
+"""graphpath.paths.analysis."""
