@@ -234,6 +234,23 @@ def test_torchscript_and_dynamo_scopes(write_model):
     assert graph.scope(graph.op(list(graph.dag.nodes)[3]).name) == "model.2.m.0.cv2"
 
 
+@pytest.mark.parametrize(("value", "scope"), [
+    ("['', 'model.2', \"model.2.it's\"]", "model.2.it's"),
+    ("('', 'a\\\\b\\x41\\u00e9')", "a\\bA\u00e9"),
+    ("['model.2', ]", "model.2"),
+    ("__import__('os').getcwd()", ""),  # not a list of string literals: never evaluated
+    ("['a'] + ['b']", ""),
+    ("[1, 2]", ""),
+    ("[" + "'m', " * 20000 + "'last']", ""),  # over the length bound
+])
+def test_dynamo_scopes_are_parsed_not_evaluated(write_model, value, scope):
+    model = parse(RESIDUAL)
+    prop = model.graph.node[3].metadata_props.add()
+    prop.key, prop.value = "pkg.torch.onnx.name_scopes", value
+    graph = onnx_io.load(write_model(model))
+    assert graph.scope(graph.op(list(graph.dag.nodes)[3]).name) == scope
+
+
 def test_weights_held_in_constant_nodes_count_as_parameters(tmp_path):
     """Paddle-style exports keep weights in Constant nodes: same count as initializers, and
     the conv is still a weighted unit."""

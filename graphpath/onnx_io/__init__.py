@@ -11,7 +11,6 @@ external data in any other carrier, which onnx or onnxruntime would resolve on t
 
 from __future__ import annotations
 
-import ast
 import math
 import os
 import re
@@ -379,16 +378,55 @@ def _scope(node: onnx.NodeProto) -> str:
     """Name scope from dynamo ``metadata_props`` or a TorchScript-style ``/a/b/Op`` name."""
     for prop in node.metadata_props:
         if prop.key == "pkg.torch.onnx.name_scopes":
-            try:
-                scopes = ast.literal_eval(prop.value)
-            except (ValueError, SyntaxError):
-                continue
-            if isinstance(scopes, (list, tuple)) and scopes:
-                return str(scopes[-1])
+            scopes = _string_list(prop.value)
+            if scopes:
+                return scopes[-1]
     m = _TS_NAME.match(node.name)
     if m:
         return m.group(1).replace("/", ".")
     return ""
+
+
+_MAX_SCOPES_TEXT = 1 << 16
+_PY_STRING = re.compile(r"'((?:[^'\\\n]|\\.)*)'" r'|"((?:[^"\\\n]|\\.)*)"', re.DOTALL)
+_PY_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)", re.DOTALL)
+_SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", "'": "'", '"': '"'}
+
+
+def _unescape(m: re.Match[str]) -> str:
+    code = m.group(1)
+    if code[0] in "xuU" and len(code) > 1:
+        value = int(code[1:], 16)
+        return chr(value) if value <= 0x10FFFF else m.group(0)
+    return _SIMPLE_ESCAPES.get(code, m.group(0))
+
+
+def _string_list(text: str) -> list[str] | None:
+    """The strings of a Python list (or tuple) literal of plain string literals, as torch writes
+    ``pkg.torch.onnx.name_scopes`` (``"['', 'model.0', 'model.0.conv']"``); ``None`` for
+    anything else. A small parser: a string from a model is never handed to ``ast``."""
+    s = text.strip()
+    if len(s) > _MAX_SCOPES_TEXT or len(s) < 2 or (s[0], s[-1]) not in (("[", "]"), ("(", ")")):
+        return None
+    items: list[str] = []
+    pos, end = 1, len(s) - 1
+    while True:
+        while pos < end and s[pos].isspace():
+            pos += 1
+        if pos == end:
+            return items
+        m = _PY_STRING.match(s, pos, end)
+        if not m:
+            return None
+        body = m.group(1) if m.group(1) is not None else m.group(2)
+        items.append(_PY_ESCAPE.sub(_unescape, body))
+        pos = m.end()
+        while pos < end and s[pos].isspace():
+            pos += 1
+        if pos < end and s[pos] == ",":
+            pos += 1
+        elif pos != end:
+            return None
 
 
 # --------------------------------------------------------------------------- shapes
