@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -232,6 +234,23 @@ def test_torchscript_and_dynamo_scopes(write_model):
     assert graph.scope(graph.op(list(graph.dag.nodes)[3]).name) == "model.2.m.0.cv2"
 
 
+@pytest.mark.parametrize(("value", "scope"), [
+    ("['', 'model.2', \"model.2.it's\"]", "model.2.it's"),
+    ("('', 'a\\\\b\\x41\\u00e9')", "a\\bA\u00e9"),
+    ("['model.2', ]", "model.2"),
+    ("__import__('os').getcwd()", ""),  # not a list of string literals: never evaluated
+    ("['a'] + ['b']", ""),
+    ("[1, 2]", ""),
+    ("[" + "'m', " * 20000 + "'last']", ""),  # over the length bound
+])
+def test_dynamo_scopes_are_parsed_not_evaluated(write_model, value, scope):
+    model = parse(RESIDUAL)
+    prop = model.graph.node[3].metadata_props.add()
+    prop.key, prop.value = "pkg.torch.onnx.name_scopes", value
+    graph = onnx_io.load(write_model(model))
+    assert graph.scope(graph.op(list(graph.dag.nodes)[3]).name) == scope
+
+
 def test_weights_held_in_constant_nodes_count_as_parameters(tmp_path):
     """Paddle-style exports keep weights in Constant nodes: same count as initializers, and
     the conv is still a weighted unit."""
@@ -277,3 +296,169 @@ def _plain(tmp_path: Path, model: onnx.ModelProto) -> Path:
     path = tmp_path / "plain.onnx"
     onnx.save(model, str(path))
     return path
+
+
+# --------------------------------------------------------------------------- external-data fuzzing
+# Each model lies in tmp_path/m and is run from tmp_path, where a canary weights.bin waits: onnx
+# and onnxruntime resolve a reference they are left to read against the working directory.
+
+def _open_watch(path: Path) -> Callable[[], bool]:
+    """Whether anything (Python, onnx's C++, onnxruntime) opens ``path`` from now on: Linux
+    inotify through ctypes; elsewhere the check says no."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, AttributeError):
+        return lambda: False
+    if fd < 0 or libc.inotify_add_watch(fd, os.fsencode(path), 0x20) < 0:  # IN_OPEN
+        return lambda: False
+
+    def opened() -> bool:
+        try:
+            return bool(os.read(fd, 4096))
+        except BlockingIOError:
+            return False
+
+    return opened
+
+
+@pytest.fixture
+def canary(tmp_path, monkeypatch):
+    """Runs the test from ``tmp_path`` with a canary ``weights.bin`` there, next to the model
+    folder ``m`` (with its own weights.bin); ``canary()`` says whether the canary was opened."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "weights.bin").write_bytes(np.ones(16, np.float32).tobytes())
+    path = tmp_path / "weights.bin"
+    path.write_bytes(np.full(16, 7, np.float32).tobytes())
+    monkeypatch.chdir(tmp_path)
+    return _open_watch(path)
+
+
+def _external(tensor: TensorProto, location: str = "weights.bin", **entries: str) -> TensorProto:
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.external_data.add(key="location", value=location)
+    for key, value in entries.items():
+        tensor.external_data.add(key=key, value=value)
+    return tensor
+
+
+def _matmul(*extra: onnx.NodeProto, functions=(), domains=()) -> onnx.ModelProto:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    w = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"), *extra]
+    if not extra:
+        nodes.append(helper.make_node("Relu", ["h"], ["y"], name="relu"))
+    opsets = [helper.make_opsetid("", 17), *(helper.make_opsetid(d, 1) for d in domains)]
+    return helper.make_model(helper.make_graph(nodes, "g", [x], [y], [w]), opset_imports=opsets,
+                             functions=list(functions))
+
+
+def _vector(name: str = "t") -> TensorProto:
+    return numpy_helper.from_array(np.ones(4, np.float32), name)
+
+
+def _tensors_attribute() -> onnx.ModelProto:
+    ts = [_external(_vector("t0")), _vector("t1")]
+    return _matmul(helper.make_node("Frobnicate", ["h"], ["y"], domain="com.acme", name="frob", ts=ts),
+                   domains=["com.acme"])
+
+
+def _sparse_tensor_attribute() -> onnx.ModelProto:
+    s = helper.make_sparse_tensor(_external(_vector("s")), numpy_helper.from_array(np.arange(4), "i"), [8])
+    return _matmul(helper.make_node("Frobnicate", ["h"], ["y"], domain="com.acme", name="frob", s=s),
+                   domains=["com.acme"])
+
+
+def _sparse_initializer() -> onnx.ModelProto:
+    model = _matmul()
+    values = _external(_vector("s"), offset="0", length="16")
+    model.graph.sparse_initializer.append(
+        helper.make_sparse_tensor(values, numpy_helper.from_array(np.arange(4), "i"), [8]))
+    return model
+
+
+def _function_constant() -> onnx.ModelProto:
+    body = [helper.make_node("Constant", [], ["c"], value=_external(_vector("c"))),
+            helper.make_node("Add", ["a", "c"], ["b"])]
+    f = helper.make_function("local", "AddC", ["a"], ["b"], body, [helper.make_opsetid("", 17)])
+    return _matmul(helper.make_node("AddC", ["h"], ["y"], domain="local", name="addc"),
+                   functions=[f], domains=["local"])
+
+
+def _save(model: onnx.ModelProto) -> str:
+    onnx.save(model, "m/model.onnx")
+    return "m/model.onnx"
+
+
+def _refused(command: str, model: str, fragment: str):
+    if command == "backward":
+        pytest.importorskip("torch")
+    from click.testing import CliRunner
+
+    from graphpath.cli import cli
+
+    args = [command, model] + (["--probes", "1", "-q"] if command == "backward" else [])
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("graphpath: error: m/model.onnx: tensor "), res.stderr
+    assert fragment in lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["analyze", "backward"])
+@pytest.mark.parametrize(("build", "fragment"), [
+    (_tensors_attribute, "(node 'frob' attribute 'ts'[0]): external data in a TENSORS attribute is not supported"),
+    (_sparse_tensor_attribute, "external data in a sparse tensor attribute is not supported"),
+    (_sparse_initializer, "(sparse_initializer values): external data in a sparse initializer is not supported"),
+    (_function_constant, "(function 'local::AddC'/node #0 (Constant) attribute 'value'): external data in a "
+                         "model-local function is not supported"),
+])
+def test_external_data_in_carriers_never_read_is_refused(canary, command, build, fragment):
+    """Carriers graphpath never reads (onnx or onnxruntime would, against the working
+    directory): refused at load, by every command; the canary in the cwd is never opened."""
+    _refused(command, _save(build()), fragment)
+    assert not canary()
+
+
+@pytest.mark.parametrize("command", ["analyze", "backward"])
+@pytest.mark.parametrize(("location", "entries", "fragment"), [
+    ("weights.bin\0.x", {}, r"location 'weights.bin\x00.x' contains a control character"),
+    ("../weights.bin\0", {}, r"location '../weights.bin\x00' contains a control character"),
+    ("", {}, "external data without a location"),
+    ("a" * 300, {}, "is too long (300 bytes"),
+    ("weights.bin", {"offset": "abc"}, "offset 'abc' in 'weights.bin' is not a non-negative integer"),
+    ("weights.bin", {"length": "1e3"}, "length '1e3' in 'weights.bin' is not a non-negative integer"),
+    ("weights.bin", {"offset": "-4"}, "offset '-4' in 'weights.bin' is not a non-negative integer"),
+    ("weights.bin", {"offset": str(2**70)}, f"offset '{2**70}' in 'weights.bin' is past"),
+    ("weights.bin", {"length": str(10**11)}, "length 100000000000 runs past the end of 'weights.bin' (64 bytes)"),
+    ("weights.bin", {"offset": "8", "length": "64"}, "offset 8 + length 64 runs past the end"),
+])
+def test_malformed_external_reference_is_one_line_exit_2(canary, command, location, entries, fragment):
+    model = _matmul()
+    _external(model.graph.initializer[0], location, **entries)
+    line = _refused(command, _save(model), fragment)
+    assert "(initializer)" in line
+    assert not canary()
+
+
+def test_constant_with_external_data_is_read_from_the_model_folder(canary):
+    """``read_arrays`` used to hand a Constant's external tensor to onnx, which read the
+    working directory's weights.bin."""
+    const = helper.make_node("Constant", [], ["c"], value=_external(numpy_helper.from_array(
+        np.ones((4, 4), np.float32), "c"), offset="0", length="64"), name="const")
+    model = _matmul(const, helper.make_node("MatMul", ["h", "c"], ["y"], name="mm2"))
+    path = _save(model)
+    assert onnx_io.load(path).params["c"].external
+    assert np.array_equal(onnx_io.read_arrays(path)["c"], np.ones((4, 4), np.float32))
+    assert not canary()
+
+
+def test_malformed_inline_attribute_is_an_input_error(write_model):
+    model = _matmul()
+    bad = TensorProto(name="v", data_type=TensorProto.FLOAT, dims=[4], raw_data=b"\0" * 3)
+    model.graph.node.append(helper.make_node("Constant", [], ["v"], value=bad, name="const"))
+    with pytest.raises(GraphpathError, match=r"node 'const' \(Constant\): cannot decode an attribute"):
+        onnx_io.load(write_model(model))

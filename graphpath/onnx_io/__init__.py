@@ -3,20 +3,23 @@ elsewhere); :mod:`graphpath.onnx_io.training` holds the rewrites for onnxruntime
 
 :func:`load` reads a model without its external data, checks it, and returns the op view
 (:class:`~graphpath.model.graph.ModelGraph`). Parameter counts and bytes come from initializer
-metadata. External data is read only by :func:`read_arrays`, and only from inside the model's
-folder.
+metadata. External data is read only by :func:`read_arrays` and :func:`load_inlined`, only on
+initializers and TENSOR attributes (Constant values), and only from inside the model's folder:
+:func:`load_proto` checks every reference in the model (:func:`_all_tensors`) and refuses
+external data in any other carrier, which onnx or onnxruntime would resolve on their own.
 """
 
 from __future__ import annotations
 
-import ast
 import math
 import os
 import re
+import stat
+import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -85,7 +88,7 @@ def load_proto(path: str | os.PathLike[str]) -> onnx.ModelProto:
         )
     if not model.graph.node and not model.graph.output:
         raise GraphpathError(f"{p}: the graph has no nodes and no outputs")
-    _check_external_locations(model, p.parent)
+    _check_external_data(model, p)
     return model
 
 
@@ -98,61 +101,202 @@ def _external_location(tensor: onnx.TensorProto) -> str | None:
     return ""
 
 
-def _all_tensors(graph: onnx.GraphProto) -> Iterable[onnx.TensorProto]:
-    yield from graph.initializer
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.TENSOR:
-                yield attr.t
-            elif attr.type == onnx.AttributeProto.GRAPH:
-                yield from _all_tensors(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for g in attr.graphs:
-                    yield from _all_tensors(g)
+# --------------------------------------------------------------------------- external data
+
+#: Where a tensor sits (``"node 'if' attribute 'then_branch'/initializer"``) and, for carriers
+#: whose external data graphpath never reads, what the carrier is (``None``: read on demand).
+_Located = tuple[onnx.TensorProto, str, str | None]
+
+_MAX_LOCATION = 4096  # bytes, the whole location (PATH_MAX)
+_MAX_COMPONENT = 255  # bytes, one path component (NAME_MAX)
+_MAX_EXTERNAL_BYTES = 1 << 48  # offsets and lengths past 256 TiB are not weights
+_EXTERNAL_KEYS = frozenset({"location", "offset", "length"})
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: int() would take "١٢", " 12", "+1" and "1_2"
 
 
-def _safe_external_path(base: Path, location: str, tensor_name: str) -> Path:
-    """Resolve an external-data location, refusing anything that leaves ``base``."""
+_FUNCTION = "model-local function"
+
+
+def _node_label(node: onnx.NodeProto, index: int) -> str:
+    return f"node {node.name!r}" if node.name else f"node #{index} ({node.op_type})"
+
+
+def _all_tensors(model: onnx.ModelProto) -> Iterator[_Located]:
+    """Every ``TensorProto`` in ``model``: initializers and sparse initializers (values and
+    indices), node attributes of every tensor kind, subgraphs at any depth, model-local
+    functions (their nodes and attribute defaults) and training_info graphs.
+
+    External data is read (by :func:`read_arrays` and :func:`load_inlined`) only on
+    initializers and TENSOR attributes of the main graph and its subgraphs; every other
+    carrier is named, so that :func:`load_proto` refuses external data in it.
+    """
+    yield from _graph_tensors(model.graph, "", None)
+    for f in model.functions:
+        where = f"function {f.domain + '::' + f.name!r}"
+        for attr in f.attribute_proto:
+            yield from _attr_tensors(attr, f"{where} attribute {attr.name!r}", _FUNCTION)
+        for i, node in enumerate(f.node):
+            yield from _node_tensors(node, f"{where}/{_node_label(node, i)}", _FUNCTION)
+    for i, info in enumerate(model.training_info):
+        for field in ("initialization", "algorithm"):
+            if info.HasField(field):
+                yield from _graph_tensors(getattr(info, field), f"training_info[{i}].{field}/",
+                                          "training_info graph")
+
+
+def _graph_tensors(g: onnx.GraphProto, prefix: str, carrier: str | None) -> Iterator[_Located]:
+    for t in g.initializer:
+        yield t, f"{prefix}initializer", carrier
+    for s in g.sparse_initializer:
+        yield from _sparse_tensors(s, f"{prefix}sparse_initializer", carrier or "sparse initializer")
+    for i, node in enumerate(g.node):
+        yield from _node_tensors(node, prefix + _node_label(node, i), carrier)
+
+
+def _node_tensors(node: onnx.NodeProto, where: str, carrier: str | None) -> Iterator[_Located]:
+    for attr in node.attribute:
+        yield from _attr_tensors(attr, f"{where} attribute {attr.name!r}", carrier)
+
+
+def _attr_tensors(attr: onnx.AttributeProto, where: str, carrier: str | None) -> Iterator[_Located]:
+    # Every field, whatever ``type`` claims: a reader that trusts the field would still find it.
+    if attr.HasField("t"):
+        typed = attr.type == onnx.AttributeProto.TENSOR
+        yield attr.t, where, carrier or (None if typed else f"{_attr_type_name(attr)} attribute")
+    for k, t in enumerate(attr.tensors):
+        yield t, f"{where}[{k}]", carrier or "TENSORS attribute"
+    if attr.HasField("sparse_tensor"):
+        yield from _sparse_tensors(attr.sparse_tensor, where, carrier or "sparse tensor attribute")
+    for k, s in enumerate(attr.sparse_tensors):
+        yield from _sparse_tensors(s, f"{where}[{k}]", carrier or "sparse tensor attribute")
+    if attr.HasField("g"):
+        yield from _graph_tensors(attr.g, f"{where}/", carrier)
+    for k, g in enumerate(attr.graphs):
+        yield from _graph_tensors(g, f"{where}[{k}]/", carrier)
+
+
+def _attr_type_name(attr: onnx.AttributeProto) -> str:
+    try:
+        return str(onnx.AttributeProto.AttributeType.Name(attr.type))
+    except ValueError:
+        return f"type-{attr.type}"
+
+
+def _sparse_tensors(s: onnx.SparseTensorProto, where: str, carrier: str) -> Iterator[_Located]:
+    yield s.values, f"{where} values", carrier
+    yield s.indices, f"{where} indices", carrier
+
+
+def _shown(location: str) -> str:
+    """``location`` quoted for a one-line message (``!r`` shows NUL and newlines), cut short."""
+    return repr(location) if len(location) <= 80 else f"{location[:60]!r}... ({len(location)} characters)"
+
+
+def _tensor_label(path: Path, tensor: onnx.TensorProto, where: str) -> str:
+    return f"{path}: tensor {tensor.name!r} ({where})"
+
+
+def _safe_external_path(base: Path, location: str, label: str) -> Path:
+    """Resolve an external-data location, refusing anything that leaves ``base`` or is not a
+    plain relative file name: control characters (NUL included), overlong names, absolute
+    paths, ``..``, symlinks anywhere on the way, the folder itself, non-regular files.
+
+    ``label`` names the tensor in the one-line message.
+    """
     if not location:
-        raise GraphpathError(f"tensor {tensor_name!r}: external data without a location")
+        raise GraphpathError(f"{label}: external data without a location")
+    what = f"{label}: external data location {_shown(location)}"
+    if any(unicodedata.category(c) == "Cc" for c in location):
+        raise GraphpathError(f"{what} contains a control character; refusing")
+    try:
+        encoded = os.fsencode(location)
+    except UnicodeEncodeError:
+        raise GraphpathError(f"{what} is not a valid file name; refusing") from None
+    if len(encoded) > _MAX_LOCATION or any(len(c) > _MAX_COMPONENT for c in re.split(rb"[\\/]", encoded)):
+        raise GraphpathError(
+            f"{what} is too long ({len(encoded)} bytes; at most {_MAX_COMPONENT} per name and "
+            f"{_MAX_LOCATION} in all); refusing"
+        )
     if os.path.isabs(location) or location.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", location):
-        raise GraphpathError(
-            f"tensor {tensor_name!r}: external data location {location!r} is an absolute path; "
-            "refusing to read outside the model's folder"
-        )
-    parts = re.split(r"[\\/]", location)
-    if ".." in parts:
-        raise GraphpathError(
-            f"tensor {tensor_name!r}: external data location {location!r} leaves the model's "
-            "folder; refusing"
-        )
+        raise GraphpathError(f"{what} is an absolute path; refusing to read outside the model's folder")
+    if ".." in re.split(r"[\\/]", location):
+        raise GraphpathError(f"{what} leaves the model's folder; refusing")
     candidate = base / location
-    # Walk every component: a symlink anywhere on the way could point outside.
-    walk = base
-    for part in parts:
-        if part in ("", "."):
-            continue
-        walk = walk / part
-        if walk.is_symlink():
-            raise GraphpathError(
-                f"tensor {tensor_name!r}: external data location {location!r} is a symlink; "
-                "refusing to follow it"
-            )
-    real_base = base.resolve()
-    real = candidate.resolve()
-    if real != real_base and real_base not in real.parents:
-        raise GraphpathError(
-            f"tensor {tensor_name!r}: external data location {location!r} resolves outside "
-            "the model's folder; refusing"
-        )
+    try:
+        # Walk every component: a symlink anywhere on the way could point outside.
+        walk = base
+        for part in Path(location).parts:
+            walk = walk / part
+            if walk.is_symlink():
+                raise GraphpathError(f"{what} is a symlink; refusing to follow it")
+        real_base = base.resolve()
+        real = candidate.resolve()
+        if real == real_base:
+            raise GraphpathError(f"{what} is the model's folder, not a file; refusing")
+        if real_base not in real.parents:
+            raise GraphpathError(f"{what} resolves outside the model's folder; refusing")
+        if candidate.exists() and not candidate.is_file():
+            raise GraphpathError(f"{what} is not a regular file; refusing")
+    except OSError as exc:
+        raise GraphpathError(f"{what}: {exc.strerror or exc}") from None
     return candidate
 
 
-def _check_external_locations(model: onnx.ModelProto, base: Path) -> None:
-    for tensor in _all_tensors(model.graph):
+class _ExternalRef(NamedTuple):
+    location: str
+    file: Path
+    offset: int
+    length: int | None
+    file_size: int | None  # None: the file is missing (read_arrays refuses; metadata still counts)
+
+
+def _external_ref(base: Path, tensor: onnx.TensorProto, label: str) -> _ExternalRef:
+    """Check one external reference: a safe location and numeric offset and length that fit
+    in the file (when it is there) and under a sane bound."""
+    info: dict[str, str] = {}
+    for entry in tensor.external_data:
+        if entry.key in _EXTERNAL_KEYS and entry.key in info:
+            raise GraphpathError(f"{label}: external data gives {entry.key!r} twice; refusing")
+        info[entry.key] = entry.value
+    location = info.get("location", "")
+    file = _safe_external_path(base, location, label)
+    numbers: dict[str, int] = {}
+    for key in ("offset", "length"):
+        if key not in info:
+            continue
+        text, what = info[key], f"{label}: external data {key} {_shown(info[key])} in {_shown(location)}"
+        if not _DIGITS.fullmatch(text):
+            raise GraphpathError(f"{what} is not a non-negative integer; refusing")
+        if len(text) > 20 or int(text) > _MAX_EXTERNAL_BYTES:
+            raise GraphpathError(f"{what} is past {_MAX_EXTERNAL_BYTES} bytes; refusing")
+        numbers[key] = int(text)
+    offset, length = numbers.get("offset", 0), numbers.get("length")
+    try:
+        size = file.stat().st_size if file.is_file() else None
+    except OSError as exc:
+        raise GraphpathError(
+            f"{label}: external data file {_shown(location)}: {exc.strerror or exc}"
+        ) from None
+    if size is not None and (offset > size or offset + (length or 0) > size):
+        raise GraphpathError(
+            f"{label}: external data offset {offset} + length {length or 0} runs past the end of "
+            f"{_shown(location)} ({size} bytes); refusing"
+        )
+    return _ExternalRef(location, file, offset, length, size)
+
+
+def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
+    """Check every external reference in ``model``; refuse those in carriers never read."""
+    for tensor, where, carrier in _all_tensors(model):
         loc = _external_location(tensor)
-        if loc is not None:
-            _safe_external_path(base, loc, tensor.name)
+        if loc is None:
+            continue
+        label = _tensor_label(path, tensor, where)
+        if carrier is not None:
+            raise GraphpathError(
+                f"{label}: external data in a {carrier} is not supported (location {_shown(loc)}); refusing"
+            )
+        _external_ref(path.parent, tensor, label)
 
 
 # --------------------------------------------------------------------------- attributes
@@ -164,19 +308,30 @@ def _attr_value(attr: onnx.AttributeProto) -> Any:
     if attr.type == onnx.AttributeProto.GRAPHS:
         return _subgraph_info(attr.name, list(attr.graphs))
     if attr.type == onnx.AttributeProto.TENSOR:
-        if _external_location(attr.t) is not None:
-            return None  # read on demand by read_arrays
-        return numpy_helper.to_array(attr.t)
+        return _inline_array(attr.t)
     value = helper.get_attribute_value(attr)
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if isinstance(value, list):
         if value and isinstance(value[0], onnx.TensorProto):
-            return tuple(numpy_helper.to_array(t) for t in value)
+            return tuple(_inline_array(t) for t in value)
         return tuple(v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v for v in value)
     if isinstance(value, (onnx.TypeProto, onnx.SparseTensorProto)):
         return str(value)
     return value
+
+
+def _inline_array(t: onnx.TensorProto) -> np.ndarray | None:
+    """The value of a tensor held in the file; ``None`` for external data, which only
+    :func:`read_arrays` and :func:`load_inlined` read (``numpy_helper.to_array`` would resolve
+    it against the working directory)."""
+    if _external_location(t) is not None:
+        return None
+    return numpy_helper.to_array(t)
+
+
+#: What onnx raises on a malformed tensor or attribute (bad sizes, unknown or undefined types).
+_DECODE_ERRORS = (ValueError, TypeError, KeyError)
 
 
 def _count_ops(graphs: Iterable[onnx.GraphProto], hist: Counter[str]) -> int:
@@ -223,16 +378,55 @@ def _scope(node: onnx.NodeProto) -> str:
     """Name scope from dynamo ``metadata_props`` or a TorchScript-style ``/a/b/Op`` name."""
     for prop in node.metadata_props:
         if prop.key == "pkg.torch.onnx.name_scopes":
-            try:
-                scopes = ast.literal_eval(prop.value)
-            except (ValueError, SyntaxError):
-                continue
-            if isinstance(scopes, (list, tuple)) and scopes:
-                return str(scopes[-1])
+            scopes = _string_list(prop.value)
+            if scopes:
+                return scopes[-1]
     m = _TS_NAME.match(node.name)
     if m:
         return m.group(1).replace("/", ".")
     return ""
+
+
+_MAX_SCOPES_TEXT = 1 << 16
+_PY_STRING = re.compile(r"'((?:[^'\\\n]|\\.)*)'" r'|"((?:[^"\\\n]|\\.)*)"', re.DOTALL)
+_PY_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)", re.DOTALL)
+_SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", "'": "'", '"': '"'}
+
+
+def _unescape(m: re.Match[str]) -> str:
+    code = m.group(1)
+    if code[0] in "xuU" and len(code) > 1:
+        value = int(code[1:], 16)
+        return chr(value) if value <= 0x10FFFF else m.group(0)
+    return _SIMPLE_ESCAPES.get(code, m.group(0))
+
+
+def _string_list(text: str) -> list[str] | None:
+    """The strings of a Python list (or tuple) literal of plain string literals, as torch writes
+    ``pkg.torch.onnx.name_scopes`` (``"['', 'model.0', 'model.0.conv']"``); ``None`` for
+    anything else. A small parser: a string from a model is never handed to ``ast``."""
+    s = text.strip()
+    if len(s) > _MAX_SCOPES_TEXT or len(s) < 2 or (s[0], s[-1]) not in (("[", "]"), ("(", ")")):
+        return None
+    items: list[str] = []
+    pos, end = 1, len(s) - 1
+    while True:
+        while pos < end and s[pos].isspace():
+            pos += 1
+        if pos == end:
+            return items
+        m = _PY_STRING.match(s, pos, end)
+        if not m:
+            return None
+        body = m.group(1) if m.group(1) is not None else m.group(2)
+        items.append(_PY_ESCAPE.sub(_unescape, body))
+        pos = m.end()
+        while pos < end and s[pos].isspace():
+            pos += 1
+        if pos < end and s[pos] == ",":
+            pos += 1
+        elif pos != end:
+            return None
 
 
 # --------------------------------------------------------------------------- shapes
@@ -434,7 +628,12 @@ def _build(model: onnx.ModelProto, path: Path) -> ModelGraph:
     dag = nx.DiGraph()
     for i in order:
         node = g.node[i]
-        attrs = {a.name: _attr_value(a) for a in node.attribute}
+        try:
+            attrs = {a.name: _attr_value(a) for a in node.attribute}
+        except _DECODE_ERRORS as exc:
+            raise GraphpathError(
+                f"{path}: node {names[i]!r} ({node.op_type}): cannot decode an attribute: {_first_line(exc)}"
+            ) from None
         op = OpNode(name=names[i], op_type=node.op_type, domain=node.domain,
                     inputs=tuple(node.input), outputs=tuple(node.output), attrs=attrs)
         owned: dict[str, Param] = {}
@@ -536,39 +735,64 @@ def read_arrays(path: str | os.PathLike[str], names: Iterable[str] | None = None
     for t in model.graph.initializer:
         if wanted is not None and t.name not in wanted:
             continue
-        loc = _external_location(t)
-        if loc is not None:
-            _read_external(p.parent, t, loc)
-        try:
-            out[t.name] = numpy_helper.to_array(t)
-        except Exception as exc:  # malformed tensor payloads surface here
-            raise GraphpathError(f"{p}: cannot decode initializer {t.name!r}: {exc}") from None
-    for node in model.graph.node:
+        out[t.name] = _read_array(p, t, "initializer")
+    for i, node in enumerate(model.graph.node):
         value = _constant_value(node)
         if value is None or node.output[0] in out or (wanted is not None and node.output[0] not in wanted):
             continue
-        name = node.output[0]
-        try:
-            out[name] = numpy_helper.to_array(value)
-        except Exception as exc:
-            raise GraphpathError(f"{p}: cannot decode Constant {name!r}: {exc}") from None
+        out[node.output[0]] = _read_array(p, value, f"{_node_label(node, i)} attribute 'value'")
     return out
 
 
-def _read_external(base: Path, tensor: onnx.TensorProto, location: str) -> None:
-    """Fill ``tensor.raw_data`` from its external file after the location check."""
-    file = _safe_external_path(base, location, tensor.name)
-    info: Mapping[str, str] = {e.key: e.value for e in tensor.external_data}
-    offset = int(info.get("offset", 0) or 0)
-    length = info.get("length")
-    if not file.is_file():
-        raise GraphpathError(f"tensor {tensor.name!r}: external data file {location!r} is missing")
-    with file.open("rb") as fh:
-        fh.seek(offset)
-        data = fh.read(int(length)) if length else fh.read()
-    expected = math.ceil(math.prod(int(d) for d in tensor.dims) * DTYPE_BYTES.get(_dtype_name(tensor.data_type), 0))
-    if len(data) < expected:
-        raise GraphpathError(f"tensor {tensor.name!r}: external data file {location!r} is truncated")
+def _read_array(path: Path, tensor: onnx.TensorProto, where: str) -> np.ndarray:
+    """One tensor's value, its external data read (checked) from inside the model's folder."""
+    label = _tensor_label(path, tensor, where)
+    if _external_location(tensor) is not None:
+        _read_external(path.parent, tensor, label)
+    try:
+        return numpy_helper.to_array(tensor)
+    except _DECODE_ERRORS as exc:  # malformed tensor payloads surface here
+        raise GraphpathError(f"{label}: cannot decode: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _read_external(base: Path, tensor: onnx.TensorProto, label: str) -> None:
+    """Fill ``tensor.raw_data`` from its external file after the location, offset and length
+    checks; never reads more than the file holds."""
+    ref = _external_ref(base, tensor, label)
+    if ref.file_size is None:
+        raise GraphpathError(f"{label}: external data file {_shown(ref.location)} is missing")
+    itemsize = DTYPE_BYTES.get(_dtype_name(tensor.data_type), 0)
+    expected = math.ceil(math.prod(int(d) for d in tensor.dims) * itemsize)
+    length = ref.length or 0
+    try:
+        # A symlink or FIFO swapped in after the checks is neither followed nor waited on.
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(ref.file, flags | getattr(os, "O_BINARY", 0))
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise GraphpathError(f"{label}: external data {_shown(ref.location)} is not a regular file")
+            available = st.st_size - ref.offset
+            length = available if ref.length is None else ref.length
+            if available < 0 or length > available:
+                raise GraphpathError(f"{label}: external data file {_shown(ref.location)} is truncated")
+            fh.seek(ref.offset)
+            data = fh.read(length)
+    except OSError as exc:
+        raise GraphpathError(
+            f"{label}: cannot read external data file {_shown(ref.location)}: {exc.strerror or exc}"
+        ) from None
+    except MemoryError:
+        raise GraphpathError(
+            f"{label}: external data in {_shown(ref.location)} ({length} bytes) does not fit in memory"
+        ) from None
+    if len(data) < max(length, expected):
+        raise GraphpathError(f"{label}: external data file {_shown(ref.location)} is truncated")
     tensor.raw_data = data
     tensor.data_location = onnx.TensorProto.DEFAULT
     del tensor.external_data[:]
@@ -582,11 +806,10 @@ def model_bytes(path: str | os.PathLike[str]) -> bytes:
 def load_inlined(path: str | os.PathLike[str]) -> onnx.ModelProto:
     """The model's protobuf with every external tensor read in (from inside its folder only)."""
     p = Path(path)
-    model = load_proto(p)
-    for t in _all_tensors(model.graph):
-        loc = _external_location(t)
-        if loc is not None:
-            _read_external(p.parent, t, loc)
+    model = load_proto(p)  # refuses external data in carriers not read here
+    for t, where, carrier in _all_tensors(model):
+        if carrier is None and _external_location(t) is not None:
+            _read_external(p.parent, t, _tensor_label(p, t, where))
     return model
 
 
