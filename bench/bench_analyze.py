@@ -11,7 +11,7 @@ Processes (each a fresh interpreter, one warm-up run, then ``--repeat`` runs; wa
 min / max, and the median CPU time user+sys, which other jobs on the machine disturb less):
 
 - ``python -c pass`` (the interpreter alone), ``import onnx``, ``import onnx; onnx.load(MODEL)``,
-  ``import graphpath.cli`` and ``graphpath analyze MODEL`` with this interpreter; the children get
+  ``import graphpath.cli.main`` and ``graphpath analyze MODEL`` with this interpreter; the children get
   this checkout first on ``PYTHONPATH``, so they measure the graphpath next to this script;
 - ``polygraphy inspect model MODEL``: the ``polygraphy`` of ``--polygraphy PATH``, else of
   ``$GRAPHPATH_BENCH_POLYGRAPHY``, else ``bench/.venv-polygraphy/bin/polygraphy``, else the one on
@@ -247,7 +247,7 @@ def main() -> None:
         "import onnx": time_process("python -c 'import onnx'", [py, "-c", "import onnx"], args.repeat, env),
         "onnx.load": time_process("import onnx; onnx.load(MODEL)",
                                   [py, "-c", f"import onnx; onnx.load({str(path)!r})"], args.repeat, env),
-        "import cli": time_process("import graphpath.cli", [py, "-c", "import graphpath.cli"],
+        "import cli": time_process("import graphpath.cli", [py, "-c", "import graphpath.cli.main"],
                                    args.repeat, env),
         "graphpath": time_process("graphpath analyze MODEL", [py, "-m", "graphpath", "analyze", str(path)],
                                   args.repeat, env),

@@ -397,7 +397,7 @@ def _refused(command: str, model: str, fragment: str):
         pytest.importorskip("torch")
     from click.testing import CliRunner
 
-    from graphpath.cli import cli
+    from graphpath.cli.main import cli
 
     args = [command, model] + (["--probes", "1", "-q"] if command == "backward" else [])
     res = CliRunner().invoke(cli, args)
