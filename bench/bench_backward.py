@@ -36,7 +36,7 @@ def compare(path: Path, repeat: int) -> tuple[float, float, float]:
     graph = onnx_io.load(path)
     layers = build_layers(graph)
     heads = list(all_heads(raw_head_tensors(graph, layers)))
-    ev = Evaluator.from_path(path, device="cpu", outputs=heads)
+    ev = Evaluator.from_model(path, device="cpu", outputs=heads)
 
     def in_scope(t: str) -> bool:
         return t in ev.shapes and t not in ev.folded and t not in graph.params

@@ -1,5 +1,10 @@
 """The library's front door: one call per CLI command.
 
+Every function takes a :class:`~graphpath.model.loaded.LoadedModel` (from
+:func:`graphpath.onnx_io.open_model`); :func:`analyze` also takes a path and opens it. The layer
+view and the detected blocks are built once, on the loaded model, and shared by the structure,
+the path analysis and the numeric pass.
+
 >>> AnalyzeOptions().paths, AnalyzeOptions().blocks
 (True, True)
 """
@@ -13,8 +18,8 @@ from typing import Any
 
 from graphpath import onnx_io
 from graphpath.blocks.base import BlockMatch
-from graphpath.model.graph import ModelGraph
-from graphpath.model.layers import LayerGraph, build_layers
+from graphpath.model.layers import LayerGraph
+from graphpath.model.loaded import LoadedModel
 from graphpath.model.summary import summarize_layers, summarize_model
 from graphpath.report import Report
 
@@ -50,19 +55,13 @@ class Structure:
         )
 
 
-def load(path: str | os.PathLike[str]) -> tuple[ModelGraph, LayerGraph]:
-    """Both views of the model at ``path``."""
-    graph = onnx_io.load(path)
-    return graph, build_layers(graph)
-
-
-def structure(graph: ModelGraph, layers: LayerGraph) -> Structure:
+def structure(model: LoadedModel) -> Structure:
     """Detect blocks, fingerprint the generation and say what the export form hides."""
-    from graphpath.blocks import block_counts, detect_blocks
+    from graphpath.blocks import block_counts
     from graphpath.blocks.notes import export_notes
     from graphpath.fingerprint.generation import fingerprint
 
-    blocks = detect_blocks(layers, graph)
+    graph, layers, blocks = model.graph, model.layers, model.blocks
     counts = block_counts(blocks)
     fp = fingerprint(counts, layers, graph, blocks)
     notes = export_notes(counts, layers, graph, fp.generation)
@@ -84,18 +83,19 @@ def auxiliary_outputs(layers: LayerGraph, blocks: tuple[BlockMatch, ...]) -> tup
     )
 
 
-def analyze(path: str | os.PathLike[str], options: AnalyzeOptions | None = None, *,
+def analyze(model: LoadedModel | str | os.PathLike[str], options: AnalyzeOptions | None = None, *,
             progress: Callable[[int, int, str], None] | None = None) -> Report:
-    """Load ``path`` and build its report (``progress(done, total, label)`` follows the numeric
+    """Build the report of ``model`` (a path is opened first) (``progress(done, total, label)`` follows the numeric
     pass when there is one).
 
     Raises:
         GraphpathError: the model cannot be read or is invalid.
     """
     opts = options or AnalyzeOptions()
-    graph, layers = load(path)
+    loaded = onnx_io.as_loaded(model)
+    graph, layers = loaded.graph, loaded.layers
     sections: list[tuple[str, Any]] = []
-    found: Structure | None = structure(graph, layers) if opts.blocks else None
+    found: Structure | None = structure(loaded) if opts.blocks else None
     if opts.paths:
         from graphpath.paths.analysis import analyze_paths
 
@@ -107,5 +107,5 @@ def analyze(path: str | os.PathLike[str], options: AnalyzeOptions | None = None,
     if opts.numeric is not None:
         from graphpath.numeric.backward import run_backward
 
-        sections.append(("numeric", run_backward(path, opts.numeric, progress=progress)))
+        sections.append(("numeric", run_backward(loaded, opts.numeric, progress=progress)))
     return Report(model=summarize_model(graph), layers=summarize_layers(layers), sections=tuple(sections))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from graphpath import onnx_io
 from graphpath.audit.config import AuditConfig, display_path
 from graphpath.audit.rules.catalog import (
     DEFAULT_THRESHOLDS,
@@ -28,6 +29,7 @@ from graphpath.audit.rules.catalog import (
     severity_rank,
 )
 from graphpath.errors import GraphpathError
+from graphpath.model.loaded import LoadedModel
 
 AUDIT_SCHEMA_VERSION = "1.0"
 #: ``kind`` of the audit JSON (how a baseline file is recognised as an audit).
@@ -302,7 +304,7 @@ def numeric_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("torch", "graphpath.numeric.backward"))
 
 
-def _numeric_section(path: str | os.PathLike[str]) -> dict[str, Any]:
+def _numeric_section(model: LoadedModel) -> dict[str, Any]:
     """The numeric backward pass of one model as a report section; a model it cannot handle
     (unsupported op, parity refused) gives ``{"error": …}`` and its GP3xx rules are not
     evaluated, so one such model does not hide the others' findings."""
@@ -313,7 +315,7 @@ def _numeric_section(path: str | os.PathLike[str]) -> dict[str, Any]:
     from graphpath.numeric.backward import run_backward
 
     try:
-        section: dict[str, Any] = run_backward(path).to_dict()
+        section: dict[str, Any] = run_backward(model).to_dict()
     except GraphpathError as exc:
         return {"error": str(exc)}
     return section
@@ -322,9 +324,10 @@ def _numeric_section(path: str | os.PathLike[str]) -> dict[str, Any]:
 def _analyze(path: str | os.PathLike[str], blocks: bool, numeric: bool) -> Mapping[str, Any]:
     from graphpath.analysis import AnalyzeOptions, analyze
 
-    report: dict[str, Any] = analyze(path, AnalyzeOptions(blocks=blocks)).to_dict()
+    model = onnx_io.open_model(path)
+    report: dict[str, Any] = analyze(model, AnalyzeOptions(blocks=blocks)).to_dict()
     if numeric and "numeric" not in report:
-        report["numeric"] = _numeric_section(path)
+        report["numeric"] = _numeric_section(model)
     return report
 
 

@@ -1,6 +1,6 @@
 """Terminal text for the numeric backward pass: plain rich tables (no markup, no colour).
 
-A pure renderer of :class:`graphpath.numeric.backward.NumericReport`; importing it never
+A pure renderer of :class:`graphpath.numeric.results.NumericReport`; importing it never
 imports torch.
 """
 
@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from graphpath.numeric.backward import NumericReport
+    from graphpath.numeric.results import NumericReport
 
 __all__ = ["render_numeric_text"]
 
@@ -65,14 +65,14 @@ def render_numeric_text(report: NumericReport, width: int = 110, *, curve_rows: 
         ("backend", f"{report.backend} — {report.backend_reason}"),
         ("device", f"{report.device} ({report.dtype})"),
         ("inputs", ", ".join(f"{k} {list(v)}" for k, v in report.input_shapes.items())),
-        ("parity vs onnxruntime", f"ok, max abs {_g(float(par['max_abs']))}, max rel {_g(float(par['max_rel']))}"
-                                  + "".join(f" {n}" for n in par.get("notes", ()))),
+        ("parity vs onnxruntime", f"ok, max abs {_g(par.max_abs)}, max rel {_g(par.max_rel)}"
+                                  + "".join(f" {n}" for n in par.notes)),
         ("probes", f"{report.probes} (seed {report.seed}{', reinit ' + report.reinit if report.reinit else ''})"),
     ]
     if report.backend_agreement is not None:
         a = report.backend_agreement
-        rows.append(("backend agreement", f"max rel diff {_g(float(a['max_rel_diff']))} over {a['compared']} "
-                                          f"parameters (worst {a['worst_parameter']})"))
+        rows.append(("backend agreement", f"max rel diff {_g(a.max_rel_diff)} over {a.compared} "
+                                          f"parameters (worst {a.worst_parameter})"))
     if report.nonfinite:
         rows.append(("non-finite", ", ".join(report.nonfinite[:5]) + (" …" if len(report.nonfinite) > 5 else "")))
     for k, v in rows:
@@ -110,7 +110,7 @@ def render_numeric_text(report: NumericReport, width: int = 110, *, curve_rows: 
     if report.dead:
         dead_title, dead = "Dead activations (|f'(x)| below threshold)", _table(["kind", "units", "dead fraction"])
         for kind, d in sorted(report.dead.items()):
-            dead.add_row(kind, str(int(d["units"])), _g(float(d["fraction"])))
+            dead.add_row(kind, str(d.units), _g(d.fraction))
         section(dead_title, dead)
 
     if report.parameters and param_rows:

@@ -6,7 +6,7 @@ Importing this package is light; torch is imported only when an evaluator name i
 
 Public names (loaded lazily from :mod:`graphpath.numeric.evaluator.core`):
 
-- :class:`Evaluator` — graphpath's own ONNX → torch evaluator (``Evaluator.from_path``).
+- :class:`Evaluator` — graphpath's own ONNX → torch evaluator (``Evaluator.from_model``).
 - :func:`check_parity` / :func:`require_parity` — its forward against onnxruntime.
 - :class:`ParityResult`, :class:`OutputParity` — what the parity check returns.
 """

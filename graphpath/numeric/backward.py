@@ -1,6 +1,7 @@
 """The numeric backward pass's front door: :func:`run_backward` → :class:`NumericReport`.
 
-Steps (each reported through ``progress(done, total, label)``):
+Steps (each a function returning a frozen dataclass; progress through
+``progress(done, total, label)``):
 
 1. Load the graph and its layer view; find the raw head tensors and the decode tail cut off
    after them (:mod:`graphpath.numeric.probes`).
@@ -22,7 +23,7 @@ the parity check always runs on the model's own weights.
 
 Example::
 
-    report = run_backward("models/yolov8n.onnx", BackwardOptions(probes=2))
+    report = run_backward(onnx_io.open_model("models/yolov8n.onnx"), BackwardOptions(probes=2))
     print(report.verdict, report.ratio)
 """
 
@@ -32,8 +33,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,43 +41,39 @@ import numpy as np
 from graphpath import onnx_io
 from graphpath.errors import GraphpathError
 from graphpath.model.graph import ModelGraph
-from graphpath.model.layers import build_layers
+from graphpath.model.loaded import LoadedModel
 from graphpath.numeric.backends import Backend, TorchBackend, select_backends
 from graphpath.numeric.measures import (
     OperatorNorm,
-    _backend_norms,
-    _block_sigma,
-    _clip_bounds,
-    _cn,
-    _norm,
-    _operator_norms,
+    backend_gradient_norms,
+    block_jacobian_sigma,
+    clip_bounds,
+    cotangent_norm,
+    operator_norms,
     probe_pass,
+    tensor_norm,
 )
-from graphpath.numeric.metrics import (
-    DEFAULT_THRESHOLDS,
-    VerdictThresholds,
-    activation_input,
-    dead_fraction,
-    unit_depths,
-    verdict,
-)
-from graphpath.numeric.probes import (
-    HeadCut,
-    HeadFinder,
-    all_heads,
-    find_head_cuts,
-    probe_cotangents,
-    probe_inputs,
-)
+from graphpath.numeric.metrics import activation_input, dead_fraction, unit_depths, verdict
+from graphpath.numeric.options import BackwardOptions
+from graphpath.numeric.probes import HeadCut, all_heads, find_head_cuts, probe_cotangents, probe_inputs
 from graphpath.numeric.reinit import REINIT_SCHEMES, reinit_parameters
+from graphpath.numeric.results import (
+    BackendAgreement,
+    BlockResult,
+    DeadFraction,
+    NumericReport,
+    Parity,
+    UnitGradient,
+    Verdict,
+)
 from graphpath.numeric.scope import (
-    _consumers,
-    _detected_blocks,
-    _feature_tensor,
-    _input_setup,
-    _reach,
-    _sibling_entry,
-    _stage_blocks,
+    detected_blocks,
+    feature_tensor,
+    input_setup,
+    reachable_tensors,
+    sibling_entry,
+    stage_blocks,
+    tensor_consumers,
 )
 
 __all__ = ["BackwardOptions", "NumericReport", "REINIT_SCHEMES", "reinit_parameters", "run_backward"]
@@ -85,43 +81,81 @@ __all__ = ["BackwardOptions", "NumericReport", "REINIT_SCHEMES", "reinit_paramet
 Progress = Callable[[int, int, str], None]
 
 
+class _Ticker:
+    """``progress(done, total, label)`` over the pass's steps; ``total`` is known after planning."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def __call__(self, label: str) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(min(self.done, self.total), self.total, label)
+
+
 @dataclass(frozen=True)
-class BackwardOptions:
-    """Options of :func:`run_backward` (one per CLI flag).
+class _Setup:
+    """Step 1: the model, its heads, the evaluator and the parameters the probes run at."""
 
-    Attributes:
-        probes: ``K``, the number of probes averaged (``--probes``).
-        seed: seeds images, cotangents, power-iteration starts and ``--reinit``.
-        device: ``auto`` | ``cpu`` | ``cuda`` (``--device``).
-        imgsz: input size for dynamic graphs (``--imgsz``); static graphs run at their size.
-        input_file: a ``.npy`` image (NCHW or CHW, float) used by every probe (``--input``).
-        reinit: ``None`` or a scheme of :data:`REINIT_SCHEMES` (``--reinit``).
-        backend: ``auto`` | ``torch`` | ``ort-training`` | ``both`` (``--backend``).
-        power_iters: power-iteration steps per block Jacobian (``--power-iters``).
-        max_blocks: at most this many blocks get a Jacobian bound (largest first kept in
-            topological order).
-        spectral_max_hw: conv operator norms are computed on inputs capped to this size.
-        dead_threshold: ``|f'(x)|`` below which an activation element is dead.
-        parity_rtol, parity_atol: forward parity tolerance against onnxruntime.
-        thresholds: the verdict thresholds.
-        head_finder: swap the raw-head rule (default :func:`probes.raw_head_tensors`).
-    """
+    model: LoadedModel
+    cuts: tuple[HeadCut, ...]
+    heads: tuple[str, ...]
+    ev: Any
+    fixed_input: np.ndarray | None
+    seed: int
+    named: Mapping[str, Any]          # the evaluator's own parameters (torch), by ONNX name
+    overrides: Mapping[str, Any]      # --reinit values by ONNX name
+    base: Mapping[str, Any]           # what the probes run at: overrides else the model's own
 
-    probes: int = 4
-    seed: int = 0
-    device: str = "auto"
-    imgsz: int | None = None
-    input_file: str | None = None
-    reinit: str | None = None
-    backend: str = "auto"
-    power_iters: int = 20
-    max_blocks: int = 24
-    spectral_max_hw: int = 64
-    dead_threshold: float = 0.01
-    parity_rtol: float = 1e-3
-    parity_atol: float = 1e-4
-    thresholds: VerdictThresholds = DEFAULT_THRESHOLDS
-    head_finder: HeadFinder | None = field(default=None, compare=False)
+    def inputs_for(self, k: int) -> dict[str, np.ndarray]:
+        """Probe ``k``'s input (seeded image, or ``--input`` for every probe)."""
+        dtypes = {t.name: t.dtype for t in self.model.graph.inputs}
+        arr = probe_inputs(self.ev.input_shapes, dtypes, self.seed, k)
+        if self.fixed_input is not None:
+            first = next(iter(arr))
+            arr[first] = self.fixed_input.astype(arr[first].dtype)
+        return arr
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Step 3 planning: what the probes capture and which blocks get a Jacobian bound."""
+
+    feature: Mapping[str, str]        # weighted unit → its feature tensor
+    activations: Mapping[str, tuple[str, str, dict[str, Any], tuple[float, float] | None]]
+    blocks: tuple[tuple[str, str, str, str], ...]   # (name, kind, entry, exit)
+    block_source: str
+    boundary: tuple[str, ...]
+    grad_of: tuple[str, ...]
+    capture: tuple[str, ...]
+    depths: Mapping[str, int]
+    first_units: tuple[str, ...]
+    consumers: Mapping[str, Sequence[str]]
+
+
+@dataclass(frozen=True)
+class _ProbeTotals:
+    """Step 3: the probes' sums (divided by ``K`` in the report)."""
+
+    grad_sum: Mapping[str, float]
+    numel: Mapping[str, int]
+    param_sum: Mapping[str, float]
+    dead: Mapping[str, DeadFraction]
+    nonfinite: tuple[str, ...]
+    ratio_sum: float
+    ratio_rms_sum: float
+    cotangents: tuple[dict[str, np.ndarray], ...]
+    torch_param_grads: tuple[dict[str, np.ndarray], ...]   # only with --backend both
+
+
+@dataclass(frozen=True)
+class _BackendOutcome:
+    """Step 5: which backends ran, why, and what they gave."""
+
+    name: str
+    reason: str
+    parameters: Mapping[str, float] | None      # replaces torch's when another backend ran alone
+    agreement: BackendAgreement | None
 
 
 def _why_no_gradient(graph: ModelGraph, heads: Sequence[str], op_norms: Sequence[OperatorNorm]) -> str:
@@ -136,201 +170,50 @@ def _why_no_gradient(graph: ModelGraph, heads: Sequence[str], op_norms: Sequence
     return "; no gradient reaches the first feature map (zero weights or dead activations on every path)"
 
 
-# --------------------------------------------------------------------------- report
+# --------------------------------------------------------------------------- steps
 
 
-def _r(x: float) -> float | str:
-    """Round to 6 significant digits; non-finite values as strings (JSON has no NaN)."""
-    x = float(x)
-    if not math.isfinite(x):
-        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    return float(f"{x:.6g}")
-
-
-def _sorted(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _sorted(obj[k]) for k in sorted(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [_sorted(v) for v in obj]
-    if isinstance(obj, float):
-        return _r(obj)
-    return obj
-
-
-@dataclass(frozen=True)
-class UnitGradient:
-    """One point of the gradient-versus-depth curve."""
-
-    unit: str
-    tensor: str
-    depth: int
-    rel_grad_norm: float
-    numel: int
-
-
-@dataclass(frozen=True)
-class BlockResult:
-    """A block's observed gradient gain and its Jacobian spectral-norm lower bound."""
-
-    name: str
-    kind: str
-    source: str
-    entry: str
-    exit: str
-    gain: float
-    jacobian_sigma: float | None
-    iterations: int
-    last_change: float
-    note: str = ""
-
-@dataclass(frozen=True)
-class NumericReport:
-    """Everything the numeric backward pass measured; ``to_dict()`` is its JSON form."""
-
-    model: str
-    backend: str
-    backend_reason: str
-    device: str
-    dtype: str
-    options: Mapping[str, Any]
-    input_shapes: Mapping[str, tuple[int, ...]]
-    parity: Mapping[str, Any]
-    probes: int
-    seed: int
-    reinit: str | None
-    cuts: tuple[HeadCut, ...]
-    curve: tuple[UnitGradient, ...]
-    parameters: Mapping[str, float]
-    param_flags: Mapping[str, tuple[str, ...]]
-    ratio: float
-    ratio_rms: float
-    first_units: tuple[str, ...]
-    blocks: tuple[BlockResult, ...]
-    block_source: str
-    operator_norms: tuple[OperatorNorm, ...]
-    dead: Mapping[str, Mapping[str, float]]
-    nonfinite: tuple[str, ...]
-    backend_agreement: Mapping[str, Any] | None
-    verdict: str
-    reason: str
-    thresholds: VerdictThresholds
-    timings: Mapping[str, float] = field(default_factory=dict, compare=False)
-
-    def to_dict(self, *, timings: bool = False) -> dict[str, Any]:
-        """JSON-ready dict: keys sorted, floats rounded to 6 significant digits, non-finite
-        floats as ``"nan"``/``"inf"``. Wall times only with ``timings=True`` (determinism)."""
-        d: dict[str, Any] = {
-            "model": self.model,
-            "backend": {"name": self.backend, "reason": self.backend_reason,
-                        "agreement": None if self.backend_agreement is None else dict(self.backend_agreement)},
-            "device": self.device,
-            "dtype": self.dtype,
-            "options": dict(self.options),
-            "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
-            "parity": dict(self.parity),
-            "probes": self.probes,
-            "seed": self.seed,
-            "reinit": self.reinit,
-            "cuts": [c.to_dict() for c in self.cuts],
-            "curve": [{"unit": u.unit, "tensor": u.tensor, "depth": u.depth,
-                       "rel_grad_norm": u.rel_grad_norm, "numel": u.numel} for u in self.curve],
-            "parameters": dict(self.parameters),
-            "param_flags": {k: list(v) for k, v in self.param_flags.items()},
-            "ratio": {"value": self.ratio, "rms": self.ratio_rms, "first_units": list(self.first_units),
-                      "last": "raw head tensors (the probe)"},
-            "blocks": {"source": self.block_source, "items": [
-                {"name": b.name, "kind": b.kind, "entry": b.entry, "exit": b.exit, "gain": b.gain,
-                 "jacobian_sigma_lower_bound": b.jacobian_sigma, "iterations": b.iterations,
-                 "last_change": b.last_change, "note": b.note} for b in self.blocks]},
-            "operator_norms": [{"unit": o.unit, "weight": o.weight, "method": o.method, "sigma": o.sigma,
-                                "iterations": o.iterations, "last_change": o.last_change,
-                                "input_shape": list(o.shape)} for o in self.operator_norms],
-            "dead": {k: dict(v) for k, v in self.dead.items()},
-            "nonfinite": list(self.nonfinite),
-            "verdict": {"value": self.verdict, "reason": self.reason, "thresholds": self.thresholds.to_dict()},
-        }
-        if timings:
-            d["timings"] = dict(self.timings)
-        out: dict[str, Any] = _sorted(d)
-        return out
-
-
-# --------------------------------------------------------------------------- main
-
-
-def run_backward(path: str | os.PathLike[str], options: BackwardOptions | None = None, *,
-                 progress: Progress | None = None) -> NumericReport:
-    """Run the numeric backward pass on one model (see the module docstring).
-
-    Raises:
-        GraphpathError: unreadable model, no raw heads found, unsupported ops in the heads'
-            scope, forward parity beyond tolerance, a backend asked for that is unavailable.
-    """
+def _setup(model: LoadedModel, opts: BackwardOptions) -> _Setup:
     import torch
 
-    from graphpath.numeric.evaluator.core import Evaluator, check_parity
+    from graphpath.numeric.evaluator.core import Evaluator
 
-    opts = options or BackwardOptions()
-    if opts.probes < 1:
-        raise GraphpathError("--probes must be at least 1")
-    if opts.reinit is not None and opts.reinit not in REINIT_SCHEMES:
-        raise GraphpathError(f"unknown --reinit scheme {opts.reinit!r}; choose one of {', '.join(REINIT_SCHEMES)}")
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    p = Path(path)
-    graph = onnx_io.load(p)
-    layers = build_layers(graph)
-    cuts = find_head_cuts(graph, layers, opts.head_finder)
+    cuts = find_head_cuts(model.graph, model.layers, opts.head_finder)
     heads = all_heads(cuts)
     if not heads:
-        raise GraphpathError(f"{p.name}: no weighted unit feeds any output; nothing to differentiate")
-    shapes, fixed = _input_setup(graph, opts)
-    ev = Evaluator.from_path(p, device=opts.device, outputs=list(heads), input_shapes=shapes)
-    dtypes = {t.name: t.dtype for t in graph.inputs}
-
-    def inputs_for(k: int) -> dict[str, np.ndarray]:
-        arr = probe_inputs(ev.input_shapes, dtypes, opts.seed, k)
-        if fixed is not None:
-            arr[next(iter(arr))] = fixed.astype(arr[next(iter(arr))].dtype)
-        return arr
-
-    convs = [u for u in layers.topo_order() if layers.unit(u).weighted]
-    total = 1 + opts.probes + opts.max_blocks + 1
-    done = 0
-
-    def tick(label: str, step: int = 1) -> None:
-        nonlocal done
-        done += step
-        if progress is not None:
-            progress(min(done, total), total, label)
-
-    timings["load"] = time.perf_counter() - t0
-
-    # --- 2. parity (model weights, probe 0's input, at the heads)
-    t1 = time.perf_counter()
-    parity = check_parity(ev, p, inputs_for(0), rtol=opts.parity_rtol, atol=opts.parity_atol, seed=opts.seed)
-    if not parity.ok:
-        raise GraphpathError(f"{p.name}: the torch evaluator disagrees with onnxruntime at the raw heads: "
-                             f"{parity.describe()}; refusing to report gradients from it")
-    parity_d = {"ok": True, "max_abs": parity.max_abs, "max_rel": parity.max_rel, "rtol": parity.rtol,
-                "atol": parity.atol, "compared_at": list(heads),
-                "notes": sorted({o.note for o in parity.outputs if o.note})}
-    timings["parity"] = time.perf_counter() - t1
-
-    # --- parameters (model's own or re-initialised)
+        raise GraphpathError(f"{model.name}: no weighted unit feeds any output; nothing to differentiate")
+    shapes, fixed = input_setup(model.graph, opts)
+    ev = Evaluator.from_model(model, device=opts.device, outputs=list(heads), input_shapes=shapes)
     named = ev.named_onnx_parameters()
-    overrides = reinit_parameters(graph, named, opts.seed, opts.reinit) if opts.reinit else {}
+    overrides = reinit_parameters(model.graph, named, opts.seed, opts.reinit) if opts.reinit else {}
     base = {k: (torch.as_tensor(overrides[k], device=ev.device, dtype=ev.dtype) if k in overrides
                 else v.detach()) for k, v in named.items()}
+    return _Setup(model, cuts, heads, ev, fixed, opts.seed, named, overrides, base)
 
-    # --- what to capture
+
+def _parity(s: _Setup, opts: BackwardOptions) -> Parity:
+    """Step 2: the model's own weights, probe 0's input, compared at the heads."""
+    from graphpath.numeric.evaluator.core import check_parity
+
+    parity = check_parity(s.ev, s.model, s.inputs_for(0), rtol=opts.parity_rtol, atol=opts.parity_atol,
+                          seed=opts.seed)
+    if not parity.ok:
+        raise GraphpathError(f"{s.model.name}: the torch evaluator disagrees with onnxruntime at the raw heads: "
+                             f"{parity.describe()}; refusing to report gradients from it")
+    return Parity(max_abs=parity.max_abs, max_rel=parity.max_rel, rtol=parity.rtol, atol=parity.atol,
+                  compared_at=s.heads, notes=tuple(sorted({o.note for o in parity.outputs if o.note})))
+
+
+def _plan(s: _Setup, opts: BackwardOptions) -> _Plan:
+    graph, layers, ev = s.model.graph, s.model.layers, s.ev
+
     def in_scope(t: str) -> bool:
         return t in ev.shapes and t not in ev.folded and t not in graph.params
 
     depths = unit_depths(layers)
     feature: dict[str, str] = {}
-    for uid in convs:
-        t = _feature_tensor(graph, layers, uid, in_scope)
+    for uid in (u for u in layers.topo_order() if layers.unit(u).weighted):
+        t = feature_tensor(graph, layers, uid, in_scope)
         if t is not None and uid in depths:
             feature[uid] = t
     acts: dict[str, tuple[str, str, dict[str, Any], tuple[float, float] | None]] = {}
@@ -340,169 +223,207 @@ def run_backward(path: str | os.PathLike[str], options: BackwardOptions | None =
         if info is None or not in_scope(info[1]) or not in_scope(layers.unit(uid).tensor):
             continue
         kind, x, attrs = info
-        bounds = None
-        if kind == "clip":
-            bounds = _clip_bounds(graph, p, attrs)
-        acts[uid] = (kind, x, attrs, bounds)
+        acts[uid] = (kind, x, attrs, clip_bounds(s.model, attrs) if kind == "clip" else None)
 
-    detected = _detected_blocks(graph, layers, in_scope)
-    if detected:
-        block_source = "graphpath.blocks.detect_blocks"
-        block_list = detected
+    found = detected_blocks(s.model.blocks, in_scope)
+    if found:
+        source, block_list = "graphpath.blocks.detect_blocks", found
     else:
-        block_source = "resolution stages (no detected block with one entry and one exit)"
-        block_list = [(n, "stage", e, x) for n, e, x in _stage_blocks(graph, layers, in_scope)]
-    block_list = block_list[: opts.max_blocks]
-    consumers = _consumers(graph)
-    block_list = [(n, k, e if x in _reach(graph, e, consumers) else (_sibling_entry(graph, e, x, consumers) or e), x)
-                  for n, k, e, x in block_list]
-    total = 1 + opts.probes + len(block_list) + 1
-    tick("parity")
-    boundary = sorted({t for _, _, e, x in block_list for t in (e, x)})
+        source = "resolution stages (no detected block with one entry and one exit)"
+        block_list = [(n, "stage", e, x) for n, e, x in stage_blocks(graph, layers, in_scope)]
+    consumers = tensor_consumers(graph)
+    blocks = tuple((n, k, e if x in reachable_tensors(graph, e, consumers)
+                    else (sibling_entry(graph, e, x, consumers) or e), x)
+                   for n, k, e, x in block_list[: opts.max_blocks])
+    boundary = tuple(sorted({t for _, _, e, x in blocks for t in (e, x)}))
+    grad_of = tuple(sorted(set(feature.values()) | set(boundary)))
+    capture = tuple(sorted(set(grad_of) | {a[1] for a in acts.values()}))  # pre-activations: forward only
+    return _Plan(feature=feature, activations=acts, blocks=blocks, block_source=source, boundary=boundary,
+                 grad_of=grad_of, capture=capture, depths=depths,
+                 first_units=tuple(u for u in feature if depths.get(u) == 1), consumers=consumers)
 
-    grad_of = sorted(set(feature.values()) | set(boundary))
-    capture = sorted(set(grad_of) | {a[1] for a in acts.values()})  # pre-activations: forward only
 
-    # --- 3. probes
-    t2 = time.perf_counter()
-    grad_sum: dict[str, float] = dict.fromkeys(capture, 0.0)
+def _probes(s: _Setup, plan: _Plan, opts: BackwardOptions, tick: _Ticker) -> _ProbeTotals:
+    """Step 3: ``K`` probes, each one forward and one backward."""
+    import torch
+
+    ev, heads = s.ev, s.heads
+    grad_sum = dict.fromkeys(plan.capture, 0.0)
     numel: dict[str, int] = {}
-    param_sum: dict[str, float] = dict.fromkeys(named, 0.0)
+    param_sum = dict.fromkeys(s.named, 0.0)
     dead_counts: dict[str, list[int]] = {}
     nonfinite: set[str] = set()
-    first_units = tuple(u for u in feature if depths.get(u) == 1)
     ratio_sum = ratio_rms_sum = 0.0
-    torch_param_grads: list[dict[str, np.ndarray]] = []
-    keep_param_arrays = opts.backend in ("both",)
-    cot_cache: list[dict[str, np.ndarray]] = []
+    param_grads: list[dict[str, np.ndarray]] = []
+    cots: list[dict[str, np.ndarray]] = []
+    nh = sum(int(np.prod(ev.shapes[h])) for h in heads) or 1
     for k in range(opts.probes):
-        x_np = inputs_for(k)
         cot = probe_cotangents(ev.shapes, heads, opts.seed, k)
-        cot_cache.append(cot)
-        cnorm = math.sqrt(sum(float(np.square(c, dtype=np.float64).sum()) for c in cot.values()))
-        out, pg, ag = probe_pass(ev, base, heads, capture, x_np, cot, grad_of)
-        for h in heads:
-            if not bool(torch.isfinite(out[h]).all()):
-                nonfinite.add(f"forward:{h}")
+        cots.append(cot)
+        cnorm = cotangent_norm(cot)
+        out, pg, ag = probe_pass(ev, s.base, heads, plan.capture, s.inputs_for(k), cot, plan.grad_of)
+        nonfinite.update(f"forward:{h}" for h in heads if not bool(torch.isfinite(out[h]).all()))
         for n, g in pg.items():
             if g is None:
                 continue
             if not bool(torch.isfinite(g).all()):
                 nonfinite.add(f"param-grad:{n}")
-            param_sum[n] += _norm(g) / cnorm
-        if keep_param_arrays:
-            torch_param_grads.append({n: (np.zeros(tuple(base[n].shape)) if g is None else
-                                          g.detach().cpu().double().numpy()) for n, g in pg.items()})
-        for t in capture:
+            param_sum[n] += tensor_norm(g) / cnorm
+        if opts.backend == "both":
+            param_grads.append({n: (np.zeros(tuple(s.base[n].shape)) if g is None else
+                                    g.detach().cpu().double().numpy()) for n, g in pg.items()})
+        for t in plan.capture:
             numel[t] = int(out[t].numel())
-            ga = ag.get(t)
-            if ga is None:
+            g = ag.get(t)
+            if g is None:
                 continue
-            g = ga
             if not bool(torch.isfinite(g).all()):
                 nonfinite.add(f"act-grad:{t}")
-            grad_sum[t] += _norm(g) / cnorm
-        f0 = math.sqrt(sum(_norm(ag[feature[u]]) ** 2 for u in first_units if ag.get(feature[u]) is not None))
-        n0 = sum(numel[feature[u]] for u in first_units) or 1
-        nh = sum(int(np.prod(ev.shapes[h])) for h in heads) or 1
+            grad_sum[t] += tensor_norm(g) / cnorm
+        first = [plan.feature[u] for u in plan.first_units if ag.get(plan.feature[u]) is not None]
+        f0 = math.sqrt(sum(tensor_norm(ag[t]) ** 2 for t in first))
+        n0 = sum(numel[plan.feature[u]] for u in plan.first_units) or 1
         ratio_sum += f0 / cnorm
         ratio_rms_sum += (f0 / math.sqrt(n0)) / (cnorm / math.sqrt(nh))
         with torch.no_grad():
-            for kind, xt, attrs, bounds in acts.values():
+            for kind, xt, attrs, bounds in plan.activations.values():
                 res = dead_fraction(kind, out[xt], attrs, threshold=opts.dead_threshold, bounds=bounds)
                 if res is None:
                     continue
                 c = dead_counts.setdefault(kind, [0, 0, 0])
                 c[0] += res[0]
                 c[1] += res[1]
-                if k == 0:
-                    c[2] += 1
+                c[2] += k == 0
         del out, pg, ag
         tick(f"probe {k + 1}/{opts.probes}")
-    K = opts.probes
-    timings["probes"] = time.perf_counter() - t2
+    return _ProbeTotals(grad_sum=grad_sum, numel=numel, param_sum=param_sum,
+                        dead={kind: DeadFraction(dead=c[0], total=c[1], units=c[2]) for kind, c in dead_counts.items()},
+                        nonfinite=tuple(sorted(nonfinite)), ratio_sum=ratio_sum, ratio_rms_sum=ratio_rms_sum,
+                        cotangents=tuple(cots), torch_param_grads=tuple(param_grads))
 
-    rank = {u: i for i, u in enumerate(layers.topo_order())}
-    curve = tuple(UnitGradient(u, t, depths[u], grad_sum[t] / K, numel.get(t, 0))
-                  for u, t in sorted(feature.items(), key=lambda kv: rank[kv[0]]))
-    parameters = {n: v / K for n, v in param_sum.items()}
-    ratio = ratio_sum / K if first_units else math.nan
-    ratio_rms = ratio_rms_sum / K if first_units else math.nan
 
-    # --- 4a. block Jacobian bounds (probe 0)
-    t3 = time.perf_counter()
-    x0 = {n: torch.from_numpy(v) for n, v in inputs_for(0).items()}
-    blocks: list[BlockResult] = []
+def _blocks(s: _Setup, plan: _Plan, totals: _ProbeTotals, opts: BackwardOptions,
+            tick: _Ticker) -> tuple[BlockResult, ...]:
+    """Step 4a: each block's observed gain and its Jacobian bound, on probe 0."""
+    import torch
+
+    x0 = {n: torch.from_numpy(v) for n, v in s.inputs_for(0).items()}
     with torch.no_grad():
-        entry_vals = ev(x0, base, outputs=list(heads), capture=boundary) if boundary else {}
-    for i, (name, kind, entry, exit_) in enumerate(block_list):
-        g_in, g_out = grad_sum.get(entry, 0.0), grad_sum.get(exit_, 0.0)
+        entry_vals = s.ev(x0, s.base, outputs=list(s.heads), capture=list(plan.boundary)) if plan.boundary else {}
+    out: list[BlockResult] = []
+    for i, (name, kind, entry, exit_) in enumerate(plan.blocks):
+        g_in, g_out = totals.grad_sum.get(entry, 0.0), totals.grad_sum.get(exit_, 0.0)
         gain = g_in / g_out if g_out > 0 else math.nan
-        if exit_ not in _reach(graph, entry, consumers):
+        if exit_ not in reachable_tensors(s.model.graph, entry, plan.consumers):
             sigma, iters, change, note = None, 0, math.nan, "exit does not depend on entry: no Jacobian"
         else:
-            sigma, iters, change, note = _block_sigma(ev, x0, base, entry, exit_, entry_vals[entry],
-                                                      opts.power_iters, opts.seed + i)
-        blocks.append(BlockResult(name, kind, block_source, entry, exit_, gain, sigma, iters, change, note))
-        tick(f"block {i + 1}/{len(block_list)}")
-    timings["blocks"] = time.perf_counter() - t3
+            sigma, iters, change, note = block_jacobian_sigma(s.ev, x0, s.base, entry, exit_, entry_vals[entry],
+                                                              opts.power_iters, opts.seed + i)
+        out.append(BlockResult(name, kind, plan.block_source, entry, exit_, gain, sigma, iters, change, note))
+        tick(f"block {i + 1}/{len(plan.blocks)}")
+    return tuple(out)
 
-    # --- 4b. operator norms from weights alone
-    t4 = time.perf_counter()
-    op_norms = _operator_norms(graph, layers, ev, base, opts)
-    timings["operator_norms"] = time.perf_counter() - t4
 
-    # --- 5. backends
-    t5 = time.perf_counter()
-    torch_backend = TorchBackend(opts.device, evaluator=ev, params=overrides)
+def _backends(s: _Setup, totals: _ProbeTotals, opts: BackwardOptions) -> _BackendOutcome:
+    """Step 5: the gradient backends (``--backend``) and, with ``both``, their agreement."""
+    torch_backend = TorchBackend(opts.device, evaluator=s.ev, params=s.overrides)
     if opts.reinit and opts.backend == "auto":
         chosen: list[Backend] = [torch_backend]
         why = "torch: --reinit parameters are only available to the torch evaluator"
     else:
-        chosen, why = select_backends(opts.backend, p, torch_backend=torch_backend)
-    agreement: dict[str, Any] | None = None
-    ort_norms: dict[str, float] = {}
-    if chosen[-1].name != "torch":
-        ort_norms = _backend_norms(chosen[-1], p, inputs_for, heads, cot_cache)
-        if len(chosen) == 1:
-            parameters = ort_norms
-    if len(chosen) == 2:
-        tn = {n: sum(float(np.linalg.norm(g[n])) / _cn(c) for g, c in zip(torch_param_grads, cot_cache, strict=True)) / K
-              for n in named}
-        diffs = {n: abs(tn[n] - ort_norms.get(n, math.nan)) / max(tn[n], ort_norms.get(n, 0.0), 1e-30)
-                 for n in tn}
-        worst = max(diffs, key=lambda n: -1.0 if math.isnan(diffs[n]) else diffs[n]) if diffs else ""
-        missing = sorted(set(tn) ^ set(ort_norms))
-        agreement = {"max_rel_diff": max((v for v in diffs.values() if not math.isnan(v)), default=math.nan),
-                     "worst_parameter": worst, "compared": len(diffs), "missing": missing}
-    backend_name = "+".join(b.name for b in chosen)
-    timings["backends"] = time.perf_counter() - t5
+        chosen, why = select_backends(opts.backend, s.model, torch_backend=torch_backend)
+    name = "+".join(b.name for b in chosen)
+    if chosen[-1].name == "torch":
+        return _BackendOutcome(name, why, None, None)
+    other = backend_gradient_norms(chosen[-1], s.model, s.inputs_for, s.heads, list(totals.cotangents))
+    if len(chosen) == 1:
+        return _BackendOutcome(name, why, other, None)
+    K = len(totals.cotangents)
+    tn = {n: sum(float(np.linalg.norm(g[n])) / cotangent_norm(c)
+                 for g, c in zip(totals.torch_param_grads, totals.cotangents, strict=True)) / K
+          for n in s.named}
+    diffs = {n: abs(tn[n] - other.get(n, math.nan)) / max(tn[n], other.get(n, 0.0), 1e-30) for n in tn}
+    worst = max(diffs, key=lambda n: -1.0 if math.isnan(diffs[n]) else diffs[n]) if diffs else ""
+    agreement = BackendAgreement(
+        max_rel_diff=max((v for v in diffs.values() if not math.isnan(v)), default=math.nan),
+        worst_parameter=worst, compared=len(diffs), missing=tuple(sorted(set(tn) ^ set(other))))
+    return _BackendOutcome(name, why, None, agreement)
+
+
+def _verdict(s: _Setup, ratio: float, curve: Sequence[UnitGradient], nonfinite: tuple[str, ...],
+             first_units: tuple[str, ...], op_norms: Sequence[OperatorNorm],
+             opts: BackwardOptions) -> tuple[Verdict, str]:
+    """Step 6: the verdict on the ratio and the curve, with the reason."""
+    if not first_units and not nonfinite:
+        return "nan", "no depth-1 weighted unit feeds the heads; the ratio is undefined"
+    value, reason = verdict(ratio, [c.rel_grad_norm for c in curve], nonfinite, opts.thresholds)
+    if ratio == 0.0:
+        reason += _why_no_gradient(s.model.graph, s.heads, op_norms)
+    return value, reason
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run_backward(model: LoadedModel | str | os.PathLike[str], options: BackwardOptions | None = None, *,
+                 progress: Progress | None = None) -> NumericReport:
+    """Run the numeric backward pass on one model (see the module docstring); a path is opened
+    with :func:`graphpath.onnx_io.open_model`.
+
+    Raises:
+        GraphpathError: unreadable model, no raw heads found, unsupported ops in the heads'
+            scope, forward parity beyond tolerance, a backend asked for that is unavailable.
+    """
+    opts = options or BackwardOptions()
+    if opts.probes < 1:
+        raise GraphpathError("--probes must be at least 1")
+    if opts.reinit is not None and opts.reinit not in REINIT_SCHEMES:
+        raise GraphpathError(f"unknown --reinit scheme {opts.reinit!r}; choose one of {', '.join(REINIT_SCHEMES)}")
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[step] = now - clock
+        clock = now
+
+    start = clock
+    loaded = onnx_io.as_loaded(model)
+    s = _setup(loaded, opts)
+    lap("load")
+    parity = _parity(s, opts)
+    lap("parity")
+    plan = _plan(s, opts)
+    tick = _Ticker(progress, 1 + opts.probes + len(plan.blocks) + 1)
+    tick("parity")
+    totals = _probes(s, plan, opts, tick)
+    lap("probes")
+    blocks = _blocks(s, plan, totals, opts, tick)
+    lap("blocks")
+    op_norms = operator_norms(loaded.graph, loaded.layers, s.ev, s.base, opts)
+    lap("operator_norms")
+    backends = _backends(s, totals, opts)
+    lap("backends")
     tick("operator norms and backends")
 
-    # --- 6. verdict
+    K = opts.probes
+    rank = {u: i for i, u in enumerate(loaded.layers.topo_order())}
+    curve = tuple(UnitGradient(u, t, plan.depths[u], totals.grad_sum[t] / K, totals.numel.get(t, 0))
+                  for u, t in sorted(plan.feature.items(), key=lambda kv: rank[kv[0]]))
+    parameters = backends.parameters or {n: v / K for n, v in totals.param_sum.items()}
+    ratio = totals.ratio_sum / K if plan.first_units else math.nan
     th = opts.thresholds
     flags = {"vanishing": tuple(sorted(n for n, v in parameters.items() if v < th.param_vanishing_below)),
              "exploding": tuple(sorted(n for n, v in parameters.items() if v > th.param_exploding_above))}
-    nf = tuple(sorted(nonfinite))
-    if not first_units and not nf:
-        verdict_value, reason = "nan", "no depth-1 weighted unit feeds the heads; the ratio is undefined"
-    else:
-        verdict_value, reason = verdict(ratio, [c.rel_grad_norm for c in curve], nf, th)
-        if ratio == 0.0:
-            reason += _why_no_gradient(graph, heads, op_norms)
-    dead = {k: {"dead": v[0], "total": v[1], "fraction": v[0] / v[1] if v[1] else 0.0, "units": v[2]}
-            for k, v in dead_counts.items()}
-    timings["total"] = time.perf_counter() - t0
+    verdict_value, reason = _verdict(s, ratio, curve, totals.nonfinite, plan.first_units, op_norms, opts)
+    timings["total"] = time.perf_counter() - start
     return NumericReport(
-        model=p.name, backend=backend_name, backend_reason=why, device=str(ev.device),
-        dtype=str(ev.dtype).replace("torch.", ""),
-        options={"probes": opts.probes, "seed": opts.seed, "imgsz": opts.imgsz, "reinit": opts.reinit,
-                 "backend": opts.backend, "power_iters": opts.power_iters, "max_blocks": opts.max_blocks,
-                 "spectral_max_hw": opts.spectral_max_hw, "dead_threshold": opts.dead_threshold,
-                 "input_file": None if opts.input_file is None else Path(opts.input_file).name},
-        input_shapes=dict(ev.input_shapes), parity=parity_d, probes=K, seed=opts.seed, reinit=opts.reinit,
-        cuts=cuts, curve=curve, parameters=parameters, param_flags=flags, ratio=ratio, ratio_rms=ratio_rms,
-        first_units=first_units, blocks=tuple(blocks), block_source=block_source,
-        operator_norms=tuple(op_norms), dead=dead, nonfinite=nf, backend_agreement=agreement,
-        verdict=verdict_value, reason=reason, thresholds=th, timings=timings,
+        model=loaded.name, backend=backends.name, backend_reason=backends.reason, device=str(s.ev.device),
+        dtype=str(s.ev.dtype).replace("torch.", ""), options=opts, input_shapes=dict(s.ev.input_shapes),
+        parity=parity, cuts=s.cuts, curve=curve, parameters=parameters, param_flags=flags, ratio=ratio,
+        ratio_rms=totals.ratio_rms_sum / K if plan.first_units else math.nan, first_units=plan.first_units,
+        blocks=blocks, block_source=plan.block_source, operator_norms=tuple(op_norms), dead=totals.dead,
+        nonfinite=totals.nonfinite, backend_agreement=backends.agreement, verdict=verdict_value, reason=reason,
+        timings=timings,
     )

@@ -1,9 +1,9 @@
 """The measurements of the numeric backward pass, one probe or one block at a time.
 
 One probe's forward and backward (:func:`probe_pass`), block Jacobian lower bounds by power
-iteration (:func:`_block_sigma`), operator norms from weights alone (:func:`_operator_norms`),
-Clip bounds for the dead fractions (:func:`_clip_bounds`) and per-parameter gradient norms
-from another backend (:func:`_backend_norms`).
+iteration (:func:`block_jacobian_sigma`), operator norms from weights alone (:func:`operator_norms`),
+Clip bounds for the dead fractions (:func:`clip_bounds`) and per-parameter gradient norms
+from another backend (:func:`backend_gradient_norms`).
 """
 
 from __future__ import annotations
@@ -11,19 +11,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from graphpath import onnx_io
 from graphpath.model.graph import ModelGraph
 from graphpath.model.layers import LayerGraph
+from graphpath.model.loaded import LoadedModel
 from graphpath.numeric.backends import Backend
 from graphpath.numeric.metrics import conv_operator_norm, power_iteration
-
-if TYPE_CHECKING:
-    from graphpath.numeric.backward import BackwardOptions
+from graphpath.numeric.options import BackwardOptions
 
 
 @dataclass(frozen=True)
@@ -38,8 +35,13 @@ class OperatorNorm:
     last_change: float
     shape: tuple[int, ...]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"unit": self.unit, "weight": self.weight, "method": self.method, "sigma": self.sigma,
+                "iterations": self.iterations, "last_change": self.last_change, "input_shape": list(self.shape)}
 
-def _norm(t: Any) -> float:
+
+def tensor_norm(t: Any) -> float:
+    """The 2-norm of a torch tensor, in float64."""
     return float(t.detach().double().norm().item())
 
 def probe_pass(ev: Any, params: Mapping[str, Any], heads: Sequence[str], capture: Sequence[str],
@@ -63,36 +65,39 @@ def probe_pass(ev: Any, params: Mapping[str, Any], heads: Sequence[str], capture
     return out, pg, ag
 
 
-def _cn(cot: Mapping[str, np.ndarray]) -> float:
+def cotangent_norm(cot: Mapping[str, np.ndarray]) -> float:
+    """The 2-norm of a probe's cotangents over all heads."""
     return math.sqrt(sum(float(np.square(c, dtype=np.float64).sum()) for c in cot.values()))
 
 
-def _backend_norms(backend: Backend, path: Path, inputs_for: Callable[[int], dict[str, np.ndarray]],
+def backend_gradient_norms(backend: Backend, model: LoadedModel, inputs_for: Callable[[int], dict[str, np.ndarray]],
                    heads: Sequence[str], cots: Sequence[dict[str, np.ndarray]]) -> dict[str, float]:
     """Mean relative per-parameter gradient norms from another backend, same probes."""
     sums: dict[str, float] = {}
     for k, cot in enumerate(cots):
-        grads = backend.parameter_gradients(path, inputs_for(k), heads, cot)
+        grads = backend.parameter_gradients(model, inputs_for(k), heads, cot)
         for n, g in grads.items():
-            sums[n] = sums.get(n, 0.0) + float(np.linalg.norm(np.asarray(g, dtype=np.float64))) / _cn(cot)
+            sums[n] = sums.get(n, 0.0) + float(np.linalg.norm(np.asarray(g, dtype=np.float64))) / cotangent_norm(cot)
     return {n: v / len(cots) for n, v in sums.items()}
 
 
-def _clip_bounds(graph: ModelGraph, path: Path, attrs: Mapping[str, Any]) -> tuple[float, float] | None:
+def clip_bounds(model: LoadedModel, attrs: Mapping[str, Any]) -> tuple[float, float] | None:
+    """A Clip's (min, max), from its attributes (old opsets) or its constant inputs."""
+    graph = model.graph
     if "min" in attrs or "max" in attrs:
         return float(attrs.get("min", -math.inf)), float(attrs.get("max", math.inf))
     names = [t for t in attrs.get("_inputs", ()) if t]
     constants = {t for t in names if t in graph.producer_of and graph.op(graph.producer_of[t]).op_type == "Constant"}
     if not all(t in graph.params or t in constants for t in names):
         return None
-    arrays = onnx_io.read_arrays(path, set(names))
+    arrays = model.arrays(set(names))
     ins = list(attrs.get("_inputs", ())) + ["", ""]
     lo = float(arrays[ins[0]]) if ins[0] else -math.inf
     hi = float(arrays[ins[1]]) if ins[1] else math.inf
     return lo, hi
 
 
-def _block_sigma(ev: Any, x0: Mapping[str, Any], params: Mapping[str, Any], entry: str, exit_: str,
+def block_jacobian_sigma(ev: Any, x0: Mapping[str, Any], params: Mapping[str, Any], entry: str, exit_: str,
                  at: Any, iters: int, seed: int) -> tuple[float | None, int, float, str]:
     """Power iteration on the block Jacobian ``∂exit/∂entry`` at ``at`` (jvp + vjp)."""
     import torch
@@ -115,8 +120,10 @@ def _block_sigma(ev: Any, x0: Mapping[str, Any], params: Mapping[str, Any], entr
     return est.sigma, est.iterations, est.last_change, ""
 
 
-def _operator_norms(graph: ModelGraph, layers: LayerGraph, ev: Any, params: Mapping[str, Any],
-                    opts: BackwardOptions) -> list[OperatorNorm]:
+def operator_norms(graph: ModelGraph, layers: LayerGraph, ev: Any, params: Mapping[str, Any],
+                   opts: BackwardOptions) -> list[OperatorNorm]:
+    """Every weighted unit's operator norm from its weights alone: power iteration on convs
+    (inputs capped to ``spectral_max_hw``), the exact 2-norm of Gemm/MatMul weights."""
     import torch
 
     out: list[OperatorNorm] = []

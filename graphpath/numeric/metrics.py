@@ -34,7 +34,7 @@ import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -49,6 +49,10 @@ __all__ = [
 
 #: Every verdict, worst first.
 VERDICTS = ("nan", "vanishing", "exploding", "moderate", "stable", "very stable")
+
+
+#: The verdict on the ratio ``‖∂L/∂F₀‖ / ‖∂L/∂F_L‖`` (see :class:`VerdictThresholds`).
+Verdict = Literal["very stable", "stable", "moderate", "vanishing", "exploding", "nan"]
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ def thresholds_with(overrides: Mapping[str, float], base: VerdictThresholds = DE
 
 
 def verdict(ratio: float, curve: Sequence[float], nonfinite: Sequence[str],
-            thresholds: VerdictThresholds = DEFAULT_THRESHOLDS) -> tuple[str, str]:
+            thresholds: VerdictThresholds = DEFAULT_THRESHOLDS) -> tuple[Verdict, str]:
     """The model's verdict and one sentence saying why.
 
     >>> verdict(1.0, [1.0, 2.0], [])

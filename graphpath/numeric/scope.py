@@ -10,20 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graphpath.blocks.base import BlockMatch
 from graphpath.errors import GraphpathError
 from graphpath.model.graph import ModelGraph
 from graphpath.model.layers import LayerGraph
 from graphpath.model.ops import carries_gradient
-
-if TYPE_CHECKING:
-    from graphpath.numeric.backward import BackwardOptions
+from graphpath.numeric.options import BackwardOptions
 
 
-def _input_setup(graph: ModelGraph, options: BackwardOptions) -> tuple[dict[str, tuple[int, ...]], np.ndarray | None]:
+def input_setup(graph: ModelGraph, options: BackwardOptions) -> tuple[dict[str, tuple[int, ...]], np.ndarray | None]:
     """Concrete input shapes (static graphs keep theirs) and the ``--input`` array if any."""
     fixed: np.ndarray | None = None
     if options.input_file is not None:
@@ -61,7 +59,7 @@ def _input_setup(graph: ModelGraph, options: BackwardOptions) -> tuple[dict[str,
     return shapes, fixed
 
 
-def _feature_tensor(graph: ModelGraph, layers: LayerGraph, uid: str, in_scope: Callable[[str], bool]) -> str | None:
+def feature_tensor(graph: ModelGraph, layers: LayerGraph, uid: str, in_scope: Callable[[str], bool]) -> str | None:
     """The feature map a weighted unit produces, if it feeds the heads: its folded output when
     in scope, else the anchoring op's output (a head unit whose fold ran into the decode)."""
     unit = layers.unit(uid)
@@ -71,7 +69,7 @@ def _feature_tensor(graph: ModelGraph, layers: LayerGraph, uid: str, in_scope: C
     return t if in_scope(t) else None
 
 
-def _stage_blocks(graph: ModelGraph, layers: LayerGraph, in_scope: Callable[[str], bool]) -> list[tuple[str, str, str]]:
+def stage_blocks(graph: ModelGraph, layers: LayerGraph, in_scope: Callable[[str], bool]) -> list[tuple[str, str, str]]:
     """Fallback blocks, one per resolution stage of the backbone: from the output of a
     downsampling unit (stride-2 conv or pool) to the data input of the next one in
     topological order. Returns ``(name, entry, exit)``."""
@@ -81,17 +79,17 @@ def _stage_blocks(graph: ModelGraph, layers: LayerGraph, in_scope: Callable[[str
         strides = u.attr("strides")
         if u.kind in ("weighted", "pool") and isinstance(strides, tuple) and strides and max(strides) > 1:
             downs.append(uid)
-    consumers = _consumers(graph)
+    consumers = tensor_consumers(graph)
     out: list[tuple[str, str, str]] = []
     for a, b in zip(downs, downs[1:], strict=False):
-        entry = _feature_tensor(graph, layers, a, in_scope) or ""
+        entry = feature_tensor(graph, layers, a, in_scope) or ""
         exit_ = graph.op(layers.unit(b).nodes[0]).inputs[0]
-        if entry and in_scope(exit_) and entry != exit_ and exit_ in _reach(graph, entry, consumers):
+        if entry and in_scope(exit_) and entry != exit_ and exit_ in reachable_tensors(graph, entry, consumers):
             out.append((f"stage {len(out) + 1} ({layers.unit(a).id} → {layers.unit(b).id})", entry, exit_))
     return out
 
 
-def _consumers(graph: ModelGraph) -> dict[str, list[str]]:
+def tensor_consumers(graph: ModelGraph) -> dict[str, list[str]]:
     consumers: dict[str, list[str]] = {}
     for op in graph.ops():
         for t in op.inputs:
@@ -100,18 +98,18 @@ def _consumers(graph: ModelGraph) -> dict[str, list[str]]:
     return consumers
 
 
-def _sibling_entry(graph: ModelGraph, entry: str, exit_: str,
+def sibling_entry(graph: ModelGraph, entry: str, exit_: str,
                    consumers: Mapping[str, Sequence[str]]) -> str | None:
     """A split unit's tensor is its op's first output; a block fed by another output of the same
     op (C2f's bottlenecks read the last chunk) names the first: use the one ``exit_`` depends on."""
     if entry not in graph.producer_of:
         return None
     outs = [o for o in graph.op(graph.producer_of[entry]).outputs if o and o != entry]
-    hits = [o for o in outs if exit_ in _reach(graph, o, consumers)]
+    hits = [o for o in outs if exit_ in reachable_tensors(graph, o, consumers)]
     return hits[0] if len(hits) == 1 else None
 
 
-def _reach(graph: ModelGraph, src: str, consumers: Mapping[str, Sequence[str]]) -> set[str]:
+def reachable_tensors(graph: ModelGraph, src: str, consumers: Mapping[str, Sequence[str]]) -> set[str]:
     """Tensors reachable from ``src`` along data edges."""
     seen: set[str] = set()
     stack = [src]
@@ -127,15 +125,12 @@ def _reach(graph: ModelGraph, src: str, consumers: Mapping[str, Sequence[str]]) 
     return seen
 
 
-def _detected_blocks(graph: ModelGraph, layers: LayerGraph, in_scope: Callable[[str], bool]) -> list[tuple[str, str, str, str]]:
-    """Blocks from :func:`graphpath.blocks.detect_blocks` with one entry and one exit tensor in
-    scope: ``(name, kind, entry, exit)``, top-level and nested, in topological order."""
-    try:
-        from graphpath.blocks import detect_blocks
-        matches = detect_blocks(layers, graph)
-    except Exception:  # detectors are a separate work stream; fall back to stages
-        return []
-    flat: list[Any] = []
+def detected_blocks(blocks: Sequence[BlockMatch], in_scope: Callable[[str], bool]) -> list[tuple[str, str, str, str]]:
+    """The detected ``blocks`` (top-level and nested, in topological order) with one entry and
+    one exit tensor in scope: ``(name, kind, entry, exit)``. Detection errors are not caught
+    here: a detector that fails is a bug to see, not a reason to measure other blocks."""
+    matches = list(blocks)
+    flat: list[BlockMatch] = []
     todo = list(matches)
     while todo:
         m = todo.pop(0)

@@ -17,9 +17,9 @@ import re
 import stat
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -29,9 +29,18 @@ from onnx import helper, numpy_helper
 
 from graphpath.errors import GraphpathError
 from graphpath.model.graph import ModelGraph, OpNode, Param, Shape, SubgraphInfo, TensorInfo
+from graphpath.model.loaded import LoadedModel
 from graphpath.model.ops import DTYPE_BYTES, SHAPE_OPS
+from graphpath.onnx_io._proto import (
+    constant_value,
+    external_location,
+    outer_references,
+    weight_constant,
+    without_bulk_data,
+)
 
-__all__ = ["load", "load_inlined", "load_proto", "read_arrays", "model_bytes", "model_bytes_with_outputs", "onnx_version"]
+__all__ = ["LoadedModel", "as_loaded", "load", "load_proto", "model_bytes_with_outputs", "onnx_version", "open_model",
+           "read_arrays"]
 
 #: Ops through which an initializer keeps its identity (aliasing, dequantisation, casts).
 _PASSTHROUGH_STATIC = frozenset(
@@ -92,13 +101,6 @@ def load_proto(path: str | os.PathLike[str]) -> onnx.ModelProto:
     return model
 
 
-def _external_location(tensor: onnx.TensorProto) -> str | None:
-    if tensor.data_location != onnx.TensorProto.EXTERNAL:
-        return None
-    for entry in tensor.external_data:
-        if entry.key == "location":
-            return str(entry.value)
-    return ""
 
 
 # --------------------------------------------------------------------------- external data
@@ -288,7 +290,7 @@ def _external_ref(base: Path, tensor: onnx.TensorProto, label: str) -> _External
 def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
     """Check every external reference in ``model``; refuse those in carriers never read."""
     for tensor, where, carrier in _all_tensors(model):
-        loc = _external_location(tensor)
+        loc = external_location(tensor)
         if loc is None:
             continue
         label = _tensor_label(path, tensor, where)
@@ -325,7 +327,7 @@ def _inline_array(t: onnx.TensorProto) -> np.ndarray | None:
     """The value of a tensor held in the file; ``None`` for external data, which only
     :func:`read_arrays` and :func:`load_inlined` read (``numpy_helper.to_array`` would resolve
     it against the working directory)."""
-    if _external_location(t) is not None:
+    if external_location(t) is not None:
         return None
     return numpy_helper.to_array(t)
 
@@ -354,18 +356,6 @@ def _subgraph_info(name: str, graphs: list[onnx.GraphProto]) -> SubgraphInfo:
     return SubgraphInfo(attr=name, node_count=total, op_histogram=tuple(sorted(hist.items())))
 
 
-def _outer_references(graph: onnx.GraphProto) -> set[str]:
-    """Names a subgraph reads from the enclosing scope (implicit inputs of its node)."""
-    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
-    used: set[str] = set()
-    for node in graph.node:
-        used.update(n for n in node.input if n)
-        for attr in node.attribute:
-            subs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
-            for sub in subs:
-                used |= _outer_references(sub)
-        defined.update(node.output)
-    return used - defined
 
 
 # --------------------------------------------------------------------------- scopes
@@ -454,33 +444,10 @@ def _value_info(vi: onnx.ValueInfoProto) -> TensorInfo:
     return TensorInfo(name=vi.name, dtype=dtype, shape=_shape_of(vi.type))
 
 
-_BULK_BYTES = 4096  # initializers above this size are weights, never values shape inference reads
-
-
-def _without_bulk_data(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``model`` for shape inference whose large initializers keep their name, type
-    and dims but no bytes. ``infer_shapes`` serialises the model it is given; on a 777 MB
-    single-file export that alone took 8 s of a 10 s ``analyze``. Shape-carrying tensors
-    (Reshape targets, Slice bounds) are a few bytes and keep their values."""
-    light = onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import,
-                            functions=model.functions)
-    g = light.graph
-    for field in ("node", "input", "output", "value_info", "sparse_initializer"):
-        getattr(g, field).extend(getattr(model.graph, field))
-    for t in model.graph.initializer:
-        if len(t.raw_data) <= _BULK_BYTES:
-            g.initializer.append(t)
-            continue
-        stub = g.initializer.add(name=t.name, dims=t.dims, data_type=t.data_type,
-                                 data_location=onnx.TensorProto.EXTERNAL)
-        stub.external_data.add(key="location", value="(not read)")
-    return light
-
-
 def _infer_shapes(model: onnx.ModelProto) -> tuple[dict[str, Shape], str | None]:
     """Shapes by tensor name; carries on (with the reason) where inference fails."""
     try:
-        inferred = onnx.shape_inference.infer_shapes(_without_bulk_data(model), strict_mode=False,
+        inferred = onnx.shape_inference.infer_shapes(without_bulk_data(model), strict_mode=False,
                                                      data_prop=True)
         note = None
     except Exception as exc:  # onnx raises several unrelated types; any failure means "no shapes"
@@ -501,7 +468,7 @@ def _infer_shapes(model: onnx.ModelProto) -> tuple[dict[str, Shape], str | None]
 def _param(t: onnx.TensorProto, name: str | None = None) -> Param:
     dtype = _dtype_name(t.data_type)
     count = math.prod(int(d) for d in t.dims)
-    external = _external_location(t) is not None
+    external = external_location(t) is not None
     nbytes = int(math.ceil(count * DTYPE_BYTES.get(dtype, 0)))
     if external:
         for entry in t.external_data:
@@ -519,40 +486,42 @@ def _constant_tensors(g: onnx.GraphProto) -> dict[str, Param]:
     literals exporters write for every ``x / 6`` or ``x + 3``, not weights, and stay out."""
     out: dict[str, Param] = {}
     for node in g.node:
-        t = _weight_constant(node)
+        t = weight_constant(node)
         if t is not None:
             out[node.output[0]] = _param(t, node.output[0])
     return out
 
 
-def _constant_value(node: onnx.NodeProto) -> onnx.TensorProto | None:
-    """The tensor a standard ``Constant`` node holds in its ``value`` attribute, if any."""
-    if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or len(node.output) != 1 or not node.output[0]:
-        return None
-    for attr in node.attribute:
-        if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
-            return attr.t
-    return None
-
-
-def _weight_constant(node: onnx.NodeProto) -> onnx.TensorProto | None:
-    """The tensor of a ``Constant`` node that counts as a parameter (more than one element)."""
-    t = _constant_value(node)
-    return t if t is not None and math.prod(t.dims) > 1 else None
 
 
 # --------------------------------------------------------------------------- load
 
 
-def load(path: str | os.PathLike[str]) -> ModelGraph:
-    """Load ``path`` into the op view.
+def open_model(path: str | os.PathLike[str]) -> LoadedModel:
+    """Parse ``path`` once and return what every analysis takes (see
+    :class:`~graphpath.model.loaded.LoadedModel`).
 
     Raises:
         GraphpathError: unreadable, unsafe or structurally invalid models (one-line message).
     """
     p = Path(path)
     model = load_proto(p)
-    return _build(model, p)
+    return LoadedModel(path=p, graph=_build(model, p), source=_ProtoSource(model, p))
+
+
+def as_loaded(model: LoadedModel | str | os.PathLike[str]) -> LoadedModel:
+    """``model`` itself when already loaded, else :func:`open_model` of the path (so public
+    functions take either, and a loaded model is never parsed again)."""
+    return model if isinstance(model, LoadedModel) else open_model(model)
+
+
+def load(path: str | os.PathLike[str]) -> ModelGraph:
+    """The op view of ``path`` alone (``open_model(path).graph``).
+
+    Raises:
+        GraphpathError: unreadable, unsafe or structurally invalid models (one-line message).
+    """
+    return open_model(path).graph
 
 
 def _unique_names(nodes: list[onnx.NodeProto]) -> list[str]:
@@ -592,7 +561,7 @@ def _build(model: onnx.ModelProto, path: Path) -> ModelGraph:
         for attr in node.attribute:
             subs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
             for sub in subs:
-                implicit |= _outer_references(sub)
+                implicit |= outer_references(sub)
         reads += [(-1, t) for t in sorted(implicit)]
         for _, t in reads:
             if t not in known:
@@ -718,36 +687,57 @@ def _initializer_origins(g: onnx.GraphProto, order: list[int], init_names: set[s
 # --------------------------------------------------------------------------- data
 
 
+class _ProtoSource:
+    """The parsed protobuf of one file, behind :class:`~graphpath.model.loaded.ModelSource`."""
+
+    def __init__(self, proto: onnx.ModelProto, path: Path) -> None:
+        self._proto = proto
+        self._path = path
+
+    def arrays(self, names: Iterable[str] | None) -> dict[str, np.ndarray]:
+        wanted = None if names is None else set(names)
+        out: dict[str, np.ndarray] = {}
+        for t in self._proto.graph.initializer:
+            if wanted is not None and t.name not in wanted:
+                continue
+            out[t.name] = _read_array(self._path, t, "initializer")
+        for i, node in enumerate(self._proto.graph.node):
+            value = constant_value(node)
+            if value is None or node.output[0] in out or (wanted is not None and node.output[0] not in wanted):
+                continue
+            out[node.output[0]] = _read_array(self._path, value, f"{_node_label(node, i)} attribute 'value'")
+        return out
+
+    def inlined_proto(self) -> onnx.ModelProto:
+        model = onnx.ModelProto()
+        model.CopyFrom(self._proto)
+        for t, where, carrier in _all_tensors(model):
+            if carrier is None and external_location(t) is not None:
+                _read_external(self._path.parent, t, _tensor_label(self._path, t, where))
+        return model
+
+    def serialized(self, outputs: Sequence[str] | None) -> bytes:
+        has_external = any(external_location(t) is not None for t, _, _ in _all_tensors(self._proto))
+        if outputs is None:
+            model = self.inlined_proto() if has_external else self._proto
+            return bytes(model.SerializeToString())
+        return _with_outputs(self.inlined_proto(), outputs)
+
+
 def read_arrays(path: str | os.PathLike[str], names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-    """Parameter values by name, external data read only from inside the model's folder.
+    """Parameter values of the model at ``path`` by name (``open_model(path).arrays(names)``),
+    external data read only from inside the model's folder.
 
     Parameters are what :func:`load` puts in ``ModelGraph.params``: initializers and the
     tensors of ``Constant`` nodes.
-
-    Args:
-        path: the model file.
-        names: only these parameters (all when ``None``).
     """
-    p = Path(path)
-    model = load_proto(p)
-    wanted = None if names is None else set(names)
-    out: dict[str, np.ndarray] = {}
-    for t in model.graph.initializer:
-        if wanted is not None and t.name not in wanted:
-            continue
-        out[t.name] = _read_array(p, t, "initializer")
-    for i, node in enumerate(model.graph.node):
-        value = _constant_value(node)
-        if value is None or node.output[0] in out or (wanted is not None and node.output[0] not in wanted):
-            continue
-        out[node.output[0]] = _read_array(p, value, f"{_node_label(node, i)} attribute 'value'")
-    return out
+    return open_model(path).arrays(names)
 
 
 def _read_array(path: Path, tensor: onnx.TensorProto, where: str) -> np.ndarray:
     """One tensor's value, its external data read (checked) from inside the model's folder."""
     label = _tensor_label(path, tensor, where)
-    if _external_location(tensor) is not None:
+    if external_location(tensor) is not None:
         _read_external(path.parent, tensor, label)
     try:
         return numpy_helper.to_array(tensor)
@@ -798,29 +788,19 @@ def _read_external(base: Path, tensor: onnx.TensorProto, label: str) -> None:
     del tensor.external_data[:]
 
 
-def model_bytes(path: str | os.PathLike[str]) -> bytes:
-    """The model with external data inlined (for onnxruntime parity runs on < 2 GB models)."""
-    return bytes(load_inlined(path).SerializeToString())
-
-
-def load_inlined(path: str | os.PathLike[str]) -> onnx.ModelProto:
-    """The model's protobuf with every external tensor read in (from inside its folder only)."""
-    p = Path(path)
-    model = load_proto(p)  # refuses external data in carriers not read here
-    for t, where, carrier in _all_tensors(model):
-        if carrier is None and _external_location(t) is not None:
-            _read_external(p.parent, t, _tensor_label(p, t, where))
-    return model
-
-
 def model_bytes_with_outputs(path: str | os.PathLike[str], outputs: Iterable[str]) -> bytes:
-    """The model with external data inlined and its graph outputs replaced by ``outputs``.
+    """The model at ``path`` with external data inlined and its graph outputs replaced by
+    ``outputs`` (``open_model(path).serialized(outputs)``)."""
+    return open_model(path).serialized(list(outputs))
+
+
+def _with_outputs(model: onnx.ModelProto, outputs: Iterable[str]) -> bytes:
+    """``model`` serialized with its graph outputs replaced by ``outputs``.
 
     Any tensor name may be an output (intermediate activations, raw head tensors), so that
     onnxruntime can be compared with another evaluator on them. Declared types are kept where
     the graph has them; other outputs are left untyped (onnxruntime infers them).
     """
-    model = load_inlined(path)
     g = model.graph
     declared = {vi.name: vi for vi in [*g.input, *g.value_info, *g.output]}
     chosen = [declared.get(name) or helper.make_empty_tensor_value_info(name) for name in outputs]
@@ -834,14 +814,21 @@ def model_bytes_with_outputs(path: str | os.PathLike[str], outputs: Iterable[str
     return bytes(model.SerializeToString())
 
 
-# The training rewrites live in their own module of this package; re-exported here so callers
-# keep one door (``onnx_io.training_model``).
-from graphpath.onnx_io.training import (  # noqa: E402
-    TRAINING_LOSS,
-    TrainingModel,
-    parse_model_bytes,
-    training_model,
-    training_model_bytes,
-)
+# The training rewrites live in their own module of this package (imported on first use: only
+# the onnxruntime-training backend needs them); re-exported here so callers keep one door.
+_TRAINING_NAMES = frozenset({"TRAINING_LOSS", "TrainingModel", "parse_model_bytes", "training_model"})
+__all__ += sorted(_TRAINING_NAMES)
 
-__all__ += ["TRAINING_LOSS", "TrainingModel", "parse_model_bytes", "training_model", "training_model_bytes"]
+if TYPE_CHECKING:
+    from graphpath.onnx_io.training import TRAINING_LOSS as TRAINING_LOSS
+    from graphpath.onnx_io.training import TrainingModel as TrainingModel
+    from graphpath.onnx_io.training import parse_model_bytes as parse_model_bytes
+    from graphpath.onnx_io.training import training_model as training_model
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TRAINING_NAMES:
+        from graphpath.onnx_io import training
+
+        return getattr(training, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,10 +12,8 @@ Softplus/Mish/HardSigmoid/HardSwish (elementwise).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,16 +22,11 @@ from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
 
 from graphpath.errors import GraphpathError
+from graphpath.model.loaded import LoadedModel
 from graphpath.model.ops import NON_DIFFERENTIABLE_OPS, carries_gradient
-from graphpath.onnx_io import (
-    _external_location,
-    _outer_references,
-    _weight_constant,
-    _without_bulk_data,
-    load_inlined,
-)
+from graphpath.onnx_io._proto import external_location, outer_references, weight_constant, without_bulk_data
 
-__all__ = ["TRAINING_LOSS", "TrainingModel", "parse_model_bytes", "training_model", "training_model_bytes"]
+__all__ = ["TRAINING_LOSS", "TrainingModel", "parse_model_bytes", "training_model"]
 #: Name of the scalar loss output of :func:`training_model` (made unique per model).
 TRAINING_LOSS = "graphpath_probe_loss"
 
@@ -76,20 +69,14 @@ class TrainingModel:
     resize_unknowns: tuple[str, ...] = ()
 
 
-def training_model_bytes(path: str | os.PathLike[str], head_tensors: Iterable[str],
-                         rewrite_nearest_resize: bool = True) -> bytes:
-    """The serialized model of :func:`training_model` (loss output, cotangent inputs)."""
-    return training_model(path, head_tensors, rewrite_nearest_resize=rewrite_nearest_resize).model_bytes
-
-
-def training_model(path: str | os.PathLike[str], head_tensors: Iterable[str], *,
+def training_model(loaded: LoadedModel, head_tensors: Iterable[str], *,
                    rewrite_nearest_resize: bool = True,
                    rewrite_conv_transpose: bool = True,
                    rewrite_batch_norm: bool = True,
                    rewrite_activations: bool = True,
                    known_values: Mapping[str, np.ndarray] | None = None,
                    known_shapes: Mapping[str, Sequence[int]] | None = None) -> TrainingModel:
-    """Rewrite ``path`` into a model whose only output is the probe loss at ``head_tensors``.
+    """Rewrite ``loaded`` (its external data read in) into a model whose only output is the probe loss at ``head_tensors``.
 
     The loss is ``L = Σ_h ReduceSum(head_h * cotangent_h)``, with one new float graph input per
     head for its cotangent (same type and shape as the head). Nodes the loss does not need are
@@ -115,8 +102,8 @@ def training_model(path: str | os.PathLike[str], head_tensors: Iterable[str], *,
     Raises:
         GraphpathError: no heads, or a head that is not a tensor of the graph.
     """
-    p = Path(path)
-    model = load_inlined(p)
+    p = loaded.path
+    model = loaded.inlined_proto()
     heads = list(dict.fromkeys(head_tensors))
     if not heads:
         raise GraphpathError("the probe loss needs at least one head tensor")
@@ -208,7 +195,7 @@ def _unique_name(base: str, taken: set[str]) -> str:
 def _tensor_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
     """Types (with inferred shapes where inference succeeds) by tensor name."""
     try:
-        inferred = onnx.shape_inference.infer_shapes(_without_bulk_data(model), strict_mode=False, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(without_bulk_data(model), strict_mode=False, data_prop=True)
     except Exception:  # onnx raises several unrelated types; fall back to the declared types
         inferred = model
     g = inferred.graph
@@ -244,7 +231,7 @@ def _prune_to(g: onnx.GraphProto, targets: list[str]) -> None:
         for attr in node.attribute:
             subs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
             for sub in subs:
-                stack.extend(_outer_references(sub))
+                stack.extend(outer_references(sub))
     nodes = [n for i, n in enumerate(g.node) if i in keep]
     inits = [t for t in g.initializer if t.name in seen]
     inputs = [vi for vi in g.input if vi.name in seen]
@@ -260,8 +247,8 @@ def _constants_to_initializers(g: onnx.GraphProto) -> None:
     """Float ``Constant`` nodes that graphpath counts as parameters become initializers."""
     nodes = []
     for node in g.node:
-        value = _weight_constant(node)
-        if value is not None and value.data_type in _FLOAT_ELEM_TYPES and _external_location(value) is None:
+        value = weight_constant(node)
+        if value is not None and value.data_type in _FLOAT_ELEM_TYPES and external_location(value) is None:
             t = onnx.TensorProto()
             t.CopyFrom(value)
             t.name = node.output[0]
@@ -275,7 +262,7 @@ def _constants_to_initializers(g: onnx.GraphProto) -> None:
 def _constant_values(g: onnx.GraphProto) -> dict[str, np.ndarray]:
     values: dict[str, np.ndarray] = {}
     for t in g.initializer:
-        if _external_location(t) is None:
+        if external_location(t) is None:
             values[t.name] = numpy_helper.to_array(t)
     for node in g.node:
         if node.op_type != "Constant" or len(node.output) != 1:

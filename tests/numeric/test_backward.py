@@ -99,8 +99,8 @@ def test_dead_relu_fraction_half(tmp_path: Path) -> None:
              helper.make_node("Relu", ["c1"], ["r1"]),
              helper.make_node("Conv", ["r1", "w2"], ["y"], kernel_shape=[1, 1])]
     report = run_backward(save(tmp_path, nodes, {"w1": eye(1.0), "b1": bias, "w2": eye(1.0)}), FAST)
-    assert report.dead["relu"]["fraction"] == pytest.approx(0.5)
-    assert report.dead["relu"]["units"] == 1
+    assert report.dead["relu"].fraction == pytest.approx(0.5)
+    assert report.dead["relu"].units == 1
 
 
 def test_clip_bounds_held_in_constant_nodes(tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_clip_bounds_held_in_constant_nodes(tmp_path: Path) -> None:
              helper.make_node("Conv", ["r1", "w2"], ["y"], kernel_shape=[1, 1])]
     report = run_backward(save(tmp_path, nodes, {"w1": eye(1.0), "b1": bias, "w2": eye(1.0)}), FAST)
     # channels 0-1 below 0 and channels 2-3 above 6: every element is saturated
-    assert report.dead["clip"]["fraction"] == pytest.approx(1.0)
+    assert report.dead["clip"].fraction == pytest.approx(1.0)
 
 
 def test_nan_gives_a_verdict_not_a_crash(tmp_path: Path) -> None:
@@ -128,8 +128,8 @@ def test_nan_gives_a_verdict_not_a_crash(tmp_path: Path) -> None:
 
 
 def test_block_jacobian_bound_below_and_close_to_svd(tmp_path: Path) -> None:
-    from graphpath.numeric.backward import _block_sigma
     from graphpath.numeric.evaluator.core import Evaluator
+    from graphpath.numeric.measures import block_jacobian_sigma
 
     rng = np.random.default_rng(3)
     nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], kernel_shape=[1, 1]),
@@ -139,11 +139,11 @@ def test_block_jacobian_bound_below_and_close_to_svd(tmp_path: Path) -> None:
     inits = {k: rng.standard_normal(s) for k, s in
              {"w1": (C, C, 1, 1), "w2": (C, C, 3, 3), "w3": (C, C, 3, 3), "w4": (C, C, 1, 1)}.items()}
     path = save(tmp_path, nodes, inits, x_shape=(1, C, 4, 4))
-    ev = Evaluator.from_path(path, device="cpu", dtype=torch.float64, outputs=["y"])
+    ev = Evaluator.from_model(path, device="cpu", dtype=torch.float64, outputs=["y"])
     x = {"x": torch.rand(1, C, 4, 4, dtype=torch.float64)}
     params = {k: v.detach() for k, v in ev.named_onnx_parameters().items()}
     at = ev(x, params, outputs=["a"])["a"]
-    sigma, iters, change, note = _block_sigma(ev, x, params, "a", "c", at, 100, 0)
+    sigma, iters, change, note = block_jacobian_sigma(ev, x, params, "a", "c", at, 100, 0)
     jac = torch.autograd.functional.jacobian(lambda v: ev(x, params, outputs=["c"], replace={"a": v})["c"], at)
     true = float(np.linalg.svd(jac.reshape(C * 16, C * 16).numpy(), compute_uv=False)[0])
     assert note == "" and sigma is not None
@@ -184,7 +184,7 @@ def test_reinit_and_options(tmp_path: Path) -> None:
     np.save(tmp_path / "img.npy", image)
     fixed = run_backward(path, BackwardOptions(probes=1, device="cpu", power_iters=5,
                                                input_file=str(tmp_path / "img.npy")))
-    assert fixed.options["input_file"] == "img.npy"
+    assert fixed.to_dict()["options"]["input_file"] == "img.npy"
 
 
 def test_backend_selection_without_ort_training(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -213,12 +213,12 @@ def test_torch_backend_parameter_gradients_match_report(tmp_path: Path) -> None:
 
 def test_yolov8n_end_to_end() -> None:
     report = run_backward(MODELS / "yolov8n.onnx", BackwardOptions(probes=1, device="cpu", power_iters=5, max_blocks=6))
-    assert report.parity["ok"] is True
+    assert report.parity.ok is True
     assert report.verdict in VERDICTS and report.verdict != "nan"
     assert len(report.cuts) == 1 and len(report.cuts[0].heads) == 6
     assert dict(report.cuts[0].tail_ops)["Softmax"] == 1
     assert len(report.curve) > 50 and report.curve[0].depth == 1
-    assert report.dead["silu"]["units"] > 50
+    assert report.dead["silu"].units > 50
     assert len(report.blocks) == 6 and all(b.jacobian_sigma is not None for b in report.blocks)
     text = render_numeric_text(report)
     assert "verdict" in text and report.verdict in text
@@ -241,7 +241,8 @@ def test_backend_both_reports_agreement(monkeypatch: pytest.MonkeyPatch, tmp_pat
                           progress=lambda d, t, label: calls.append((d, t, label)))
     assert report.backend == "torch+ort-training"
     assert report.backend_agreement is not None
-    assert report.backend_agreement["max_rel_diff"] < 1e-6 and report.backend_agreement["missing"] == []
+    assert report.backend_agreement is not None
+    assert report.backend_agreement.max_rel_diff < 1e-6 and report.backend_agreement.missing == ()
     assert calls[-1][0] == calls[-1][1] and [c[0] for c in calls] == sorted(c[0] for c in calls)
     auto = run_backward(path, BackwardOptions(probes=1, device="cpu", power_iters=5))
     assert auto.backend == "ort-training" and "installed and able" in auto.backend_reason

@@ -238,7 +238,7 @@ def _inputs(ev: Evaluator, kind: str, seed: int = 0) -> dict[str, np.ndarray]:
 def build(write_model: Callable[..., Path]) -> Callable[..., tuple[Path, Evaluator]]:
     def _build(src: str | onnx.ModelProto, **kwargs: object) -> tuple[Path, Evaluator]:
         path = write_model(model(src) if isinstance(src, str) else src)
-        return path, Evaluator.from_path(path, device="cpu", **kwargs)  # type: ignore[arg-type]
+        return path, Evaluator.from_model(path, device="cpu", **kwargs)  # type: ignore[arg-type]
 
     return _build
 
@@ -247,10 +247,10 @@ def build(write_model: Callable[..., Path]) -> Callable[..., tuple[Path, Evaluat
 def test_op_forward_and_gradient(build, src, kind, differentiable):
     path, ev = build(src)
     feed = _inputs(ev, kind)
-    require_parity(ev, path, feed, rtol=1e-4, atol=1e-5)
+    require_parity(ev, None, feed, rtol=1e-4, atol=1e-5)
     if not differentiable:
         return
-    ev64 = Evaluator.from_path(path, device="cpu", dtype=torch.float64)
+    ev64 = Evaluator.from_model(path, device="cpu", dtype=torch.float64)
     names = list(ev64.input_shapes)
     params = ev64.named_onnx_parameters()
     leaves = [torch.tensor(feed[n], dtype=torch.float64, requires_grad=True) for n in names]
@@ -307,7 +307,7 @@ def test_shape_arithmetic_is_folded_and_torch_func_runs(build):
     run_ops = {s.node.op_type for s in ev._steps}
     assert run_ops == {"Slice", "Conv", "Sigmoid", "Add"}
     assert ev.shapes["y"] == (1, 2, 6, 8)
-    require_parity(ev, path)
+    require_parity(ev)
     x = torch.rand(1, 4, 6, 8)
     out, pull = torch.func.vjp(lambda t: ev(t)["y"], x)
     (gx,) = pull(torch.ones_like(out))
@@ -364,8 +364,8 @@ def test_outputs_capture_and_scope(build):
     x = torch.rand(1, 4, 8, 8)
     res = ev(x, outputs=["c2"], capture={"a1"})
     assert set(res) == {"c2", "a1"}
-    assert check_parity(Evaluator.from_path(path, device="cpu", outputs=["c2", "a1"])).ok
-    cut = Evaluator.from_path(path, device="cpu", outputs=["a1"])
+    assert check_parity(Evaluator.from_model(path, device="cpu", outputs=["c2", "a1"])).ok
+    cut = Evaluator.from_model(path, device="cpu", outputs=["a1"])
     assert set(cut.param_keys) == {"w1"}
     with pytest.raises(GraphpathError, match="outside this evaluator's scope"):
         cut(x, outputs=["y"])
@@ -390,18 +390,18 @@ def test_fp16_model_is_evaluated_in_fp32(build):
     assert all(p.dtype == torch.float32 for p in ev.parameters())
     out = ev(torch.rand(1, 2, 4, 4, dtype=torch.float16))["y"]
     assert out.dtype == torch.float32
-    assert check_parity(ev, path, rtol=1e-2, atol=2e-3).ok
+    assert check_parity(ev, rtol=1e-2, atol=2e-3).ok
 
 
 def test_parity_refuses_a_wrong_evaluator(build):
     path, ev = build(RESIDUAL)
-    assert require_parity(ev, path).max_abs < 1e-5
+    assert require_parity(ev).max_abs < 1e-5
     with torch.no_grad():
         ev.named_onnx_parameters()["w1"].add_(0.5)
-    result = check_parity(ev, path)
+    result = check_parity(ev)
     assert not result.ok and result.max_abs > 1e-2
     with pytest.raises(GraphpathError, match="disagrees with onnxruntime.*refusing"):
-        require_parity(ev, path)
+        require_parity(ev)
 
 
 def test_dynamic_input_needs_a_shape(build):

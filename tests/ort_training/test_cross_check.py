@@ -35,7 +35,6 @@ import onnxruntime as ort  # noqa: E402
 
 from graphpath import onnx_io  # noqa: E402
 from graphpath.errors import GraphpathError  # noqa: E402
-from graphpath.model.layers import build_layers  # noqa: E402
 from graphpath.numeric.backends import Backend, TorchBackend  # noqa: E402
 from graphpath.numeric.backends.ort_training import OrtTrainingBackend, default_heads, split_frozen  # noqa: E402
 from graphpath.numeric.evaluator.core import Evaluator  # noqa: E402
@@ -109,14 +108,15 @@ def _maxpool_argmax_flips(attrs: dict[str, object], a: torch.Tensor, b: torch.Te
 
 def cross_check(path: Path, heads: list[str] | None = None) -> tuple[float, str, int, list[str]]:
     """Both backends on ``path``; returns (max rel diff, worst parameter, seed, notes)."""
-    graph = onnx_io.load(path)
+    model = onnx_io.open_model(path)
+    graph = model.graph
     if heads is None:
-        heads = list(all_heads(find_head_cuts(graph, build_layers(graph)))) or [o.name for o in graph.outputs]
+        heads = list(all_heads(find_head_cuts(graph, model.layers))) or [o.name for o in graph.outputs]
     ob = OrtTrainingBackend()
-    ok, why = ob.can_differentiate(path, heads)
+    ok, why = ob.can_differentiate(model, heads)
     if not ok:
         pytest.skip(f"{path.name}: onnxruntime-training cannot differentiate it: {why}")
-    ev = Evaluator.from_path(path, device="cpu", dtype=torch.float64, outputs=heads)
+    ev = Evaluator.from_model(model, device="cpu", dtype=torch.float64, outputs=heads)
     dtypes = {t.name: t.dtype for t in graph.inputs}
     notes: list[str] = []
     for seed in SEEDS:
@@ -127,11 +127,11 @@ def cross_check(path: Path, heads: list[str] | None = None) -> tuple[float, str,
             continue
         cots = probe_cotangents(ev.shapes, heads, seed, 0)
         tb: Backend = TorchBackend("cpu", evaluator=ev)
-        gt = tb.parameter_gradients(path, inputs, heads, cots)
-        go = ob.parameter_gradients(path, inputs, heads, cots)
+        gt = tb.parameter_gradients(model, inputs, heads, cots)
+        go = ob.parameter_gradients(model, inputs, heads, cots)
         only_torch = sorted(set(gt) - set(go))
         assert set(go) <= set(gt), f"onnxruntime-training differentiated extra parameters {sorted(set(go) - set(gt))}"
-        frozen = set(split_frozen(onnx_io.training_model(path, heads))[1])
+        frozen = set(split_frozen(onnx_io.training_model(model, heads))[1])
         assert set(only_torch) == frozen, f"parameters without an onnxruntime gradient: {only_torch}"
         rel = _rel_norm_diffs({k: gt[k] for k in go}, go)
         worst = max(rel, key=rel.__getitem__)
@@ -265,7 +265,7 @@ def test_small_graph_gradients_agree(key: str, small_model: Callable[[str], Path
 def test_resize_rewrite_is_exact(small_model: Callable[[str], Path]) -> None:
     for key in ("nearest_resize_asymmetric_floor", "nearest_resize_half_pixel_x3_sizes"):
         path = small_model(key)
-        tm = onnx_io.training_model(path, ["y"])
+        tm = onnx_io.training_model(onnx_io.open_model(path), ["y"])
         assert tm.rewritten and not tm.kept_resizes, tm.kept_resizes
         assert "Resize" not in {op for _, op in tm.differentiated}
 
@@ -273,21 +273,21 @@ def test_resize_rewrite_is_exact(small_model: Callable[[str], Path]) -> None:
 @pytest.mark.parametrize("key", ["nearest_resize_runtime_sizes", "nearest_resize_same_size"])
 def test_resize_sizes_computed_at_run_time_are_folded(key: str, small_model: Callable[[str], Path]) -> None:
     path = small_model(key)
-    tm = onnx_io.training_model(path, ["y"])
+    tm = onnx_io.training_model(onnx_io.open_model(path), ["y"])
     assert tm.kept_resizes and "sz" in tm.resize_unknowns
-    ok, why = OrtTrainingBackend().can_differentiate(path, ["y"])
+    ok, why = OrtTrainingBackend().can_differentiate(onnx_io.open_model(path), ["y"])
     assert ok, why
 
 
 def test_batch_norm_rewrite(small_model: Callable[[str], Path]) -> None:
-    tm = onnx_io.training_model(small_model("repvgg_batchnorm_train_form"), ["y"])
+    tm = onnx_io.training_model(onnx_io.open_model(small_model("repvgg_batchnorm_train_form")), ["y"])
     assert len(tm.rewritten) == 2 and "BatchNormalization" not in {op for _, op in tm.differentiated}
     # running statistics stay buffers after the rewrite, even when computed from a parameter
     assert set(tm.requires_grad) == {"w1", "s1", "b1", "s0", "b0"}
 
 
 def test_conv_transpose_rewrite(small_model: Callable[[str], Path]) -> None:
-    tm = onnx_io.training_model(small_model("conv_transpose_k2s2_bias"), ["y"])
+    tm = onnx_io.training_model(onnx_io.open_model(small_model("conv_transpose_k2s2_bias")), ["y"])
     assert tm.rewritten and "ConvTranspose" not in {op for _, op in tm.differentiated}
     assert set(tm.requires_grad) == {"w1", "w2", "b2"}
 
@@ -300,9 +300,9 @@ def test_repeated_calls_do_not_accumulate(small_model: Callable[[str], Path]) ->
     x = {"x": rng.random((1, 4, 8, 8), dtype=np.float32)}
     c1, c2 = (rng.standard_normal((1, 4, 8, 8)).astype(np.float32) for _ in range(2))
     backend = OrtTrainingBackend()
-    g1 = backend.parameter_gradients(path, x, ["y"], {"y": c1})
-    g2 = backend.parameter_gradients(path, x, ["y"], {"y": c2})
-    g12 = backend.parameter_gradients(path, x, ["y"], {"y": c1 + c2})
+    g1 = backend.parameter_gradients(onnx_io.open_model(path), x, ["y"], {"y": c1})
+    g2 = backend.parameter_gradients(onnx_io.open_model(path), x, ["y"], {"y": c2})
+    g12 = backend.parameter_gradients(onnx_io.open_model(path), x, ["y"], {"y": c1 + c2})
     for k in g12:
         np.testing.assert_allclose(g1[k] + g2[k], g12[k], rtol=1e-4, atol=1e-5)
 
@@ -310,7 +310,7 @@ def test_repeated_calls_do_not_accumulate(small_model: Callable[[str], Path]) ->
 def test_pow_exponent_is_left_out(small_model: Callable[[str], Path]) -> None:
     path = small_model("decode_pow_constant_exponent")
     x = np.random.default_rng(0).random((1, 4, 8, 8), dtype=np.float32)
-    grads = OrtTrainingBackend().parameter_gradients(path, {"x": x}, ["y"], {"y": np.ones((1, 4, 8, 8), np.float32)})
+    grads = OrtTrainingBackend().parameter_gradients(onnx_io.open_model(path), {"x": x}, ["y"], {"y": np.ones((1, 4, 8, 8), np.float32)})
     assert set(grads) == {"w"}
 
 
@@ -328,10 +328,10 @@ def test_unsupported_ops_are_refused_with_the_reason(tmp_path: Path) -> None:
     for key, (src, op) in cases.items():
         path = tmp_path / f"{key}.onnx"
         onnx.save(parse(src), str(path))
-        ok, why = backend.can_differentiate(path, ["y"])
+        ok, why = backend.can_differentiate(onnx_io.open_model(path), ["y"])
         assert not ok and op in why, (key, why)
         with pytest.raises(GraphpathError, match=op):
-            backend.parameter_gradients(path, {"x": np.zeros((1, 4, 8, 8), np.float32)}, ["y"],
+            backend.parameter_gradients(onnx_io.open_model(path), {"x": np.zeros((1, 4, 8, 8), np.float32)}, ["y"],
                                         {"y": np.zeros((1, 4, 16, 16), np.float32)})
 
 
@@ -339,7 +339,7 @@ def test_unsupported_op_in_the_cut_tail_does_not_count(tmp_path: Path) -> None:
     src = _text("c = Conv <kernel_shape = [1, 1]> (x, w)\n y = Elu (c)", "float[4,4,1,1] w")
     path = tmp_path / "tail.onnx"
     onnx.save(parse(src), str(path))
-    ok, why = OrtTrainingBackend().can_differentiate(path, ["c"])
+    ok, why = OrtTrainingBackend().can_differentiate(onnx_io.open_model(path), ["c"])
     assert ok, why
 
 
@@ -348,4 +348,4 @@ def test_available_and_default_heads() -> None:
     assert ok and "1.19" in why
     model = MODELS / "yolov8n.onnx"
     if model.exists():
-        assert len(default_heads(model)) == 6
+        assert len(default_heads(onnx_io.open_model(model))) == 6

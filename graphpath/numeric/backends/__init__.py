@@ -18,27 +18,26 @@ imports torch.
 
 Example::
 
-    backends, why = select_backends("auto", "model.onnx")
-    grads = backends[0].parameter_gradients("model.onnx", {"images": x}, heads, cotangents)
+    model = onnx_io.open_model("model.onnx")
+    backends, why = select_backends("auto", model)
+    grads = backends[0].parameter_gradients(model, {"images": x}, heads, cotangents)
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from graphpath.errors import GraphpathError
+from graphpath.model.loaded import LoadedModel
 
 __all__ = ["BACKEND_CHOICES", "Backend", "TorchBackend", "select_backends"]
 
 #: Values of ``--backend``.
 BACKEND_CHOICES = ("auto", "torch", "ort-training", "both")
-
-PathLike = str | os.PathLike[str]
 
 
 @runtime_checkable
@@ -57,11 +56,11 @@ class Backend(Protocol):
         """Whether the backend's dependencies are installed, and why not (or which version)."""
         ...
 
-    def can_differentiate(self, path: PathLike) -> tuple[bool, str]:
+    def can_differentiate(self, model: LoadedModel) -> tuple[bool, str]:
         """Whether the backend can build the gradient of this model, and the reason if not."""
         ...
 
-    def parameter_gradients(self, path: PathLike, inputs: dict[str, np.ndarray],
+    def parameter_gradients(self, model: LoadedModel, inputs: dict[str, np.ndarray],
                             head_tensors: Sequence[str],
                             cotangents: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``∂L/∂θ`` for every trainable float initializer ``θ`` (ONNX name → array)."""
@@ -72,9 +71,9 @@ class TorchBackend:
     """The torch route: graphpath's own evaluator (:class:`graphpath.numeric.Evaluator`).
 
     Args:
-        device: ``"auto"``, ``"cpu"``, ``"cuda"`` … (see ``Evaluator.from_path``).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` … (see ``Evaluator.from_model``).
         evaluator: an already built evaluator to reuse (its outputs must cover the heads);
-            when ``None`` one is built per call from ``path``.
+            when ``None`` one is built per call from the model.
         params: parameter values by ONNX name to use instead of the model's own (``--reinit``).
     """
 
@@ -93,21 +92,19 @@ class TorchBackend:
             return False, "torch is not installed (pip install 'graphpath[torch]')"
         return True, f"torch {torch.__version__}"
 
-    def can_differentiate(self, path: PathLike) -> tuple[bool, str]:
+    def can_differentiate(self, model: LoadedModel) -> tuple[bool, str]:
         ok, why = self.available()
         if not ok:
             return ok, why
-        from graphpath import onnx_io
         from graphpath.numeric.evaluator.ops_torch import OPS
 
-        graph = onnx_io.load(path)
-        missing = sorted({op.op_type for op in graph.ops()} - set(OPS))
+        missing = sorted({op.op_type for op in model.graph.ops()} - set(OPS))
         if missing:
             # The heads may not need them (NMS/TopK tails are cut off); the evaluator decides.
             return True, f"ops outside the torch op set (fine if only in the cut tail): {', '.join(missing)}"
         return True, "every op has a torch implementation"
 
-    def parameter_gradients(self, path: PathLike, inputs: dict[str, np.ndarray],
+    def parameter_gradients(self, model: LoadedModel, inputs: dict[str, np.ndarray],
                             head_tensors: Sequence[str],
                             cotangents: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
@@ -117,7 +114,7 @@ class TorchBackend:
         ev = self.evaluator
         if ev is None:
             shapes = {k: tuple(np.shape(v)) for k, v in inputs.items()}
-            ev = Evaluator.from_path(path, device=self.device, outputs=list(head_tensors),
+            ev = Evaluator.from_model(model, device=self.device, outputs=list(head_tensors),
                                      input_shapes=shapes)
         named = ev.named_onnx_parameters()
         base = {k: (torch.as_tensor(self.params[k], device=ev.device, dtype=ev.dtype)
@@ -145,14 +142,14 @@ def _ort_backend() -> Backend | None:
     return backend
 
 
-def select_backends(name: str, path: PathLike | None = None, *,
+def select_backends(name: str, model: LoadedModel | None = None, *,
                     torch_backend: Backend | None = None) -> tuple[list[Backend], str]:
     """The backends ``--backend NAME`` runs, and a sentence saying why.
 
     Args:
         name: ``auto`` (onnxruntime-training when installed and able to differentiate the
             model, else torch), ``torch``, ``ort-training``, or ``both`` (torch first).
-        path: the model, for ``can_differentiate`` (needed for ``auto``).
+        model: the loaded model, for ``can_differentiate`` (needed for ``auto``).
         torch_backend: the torch backend to use (default: a new :class:`TorchBackend`).
 
     Raises:
@@ -171,8 +168,8 @@ def select_backends(name: str, path: PathLike | None = None, *,
         ok, why = ort.available()
         if not ok:
             raise GraphpathError(f"the onnxruntime-training backend is unavailable: {why}")
-        if path is not None:
-            ok, why = ort.can_differentiate(path)
+        if model is not None:
+            ok, why = ort.can_differentiate(model)
             if not ok:
                 raise GraphpathError(f"onnxruntime-training cannot differentiate this model: {why}")
         return ([tb, ort], "both (asked for)") if name == "both" else ([ort], "onnxruntime-training (asked for)")
@@ -182,8 +179,8 @@ def select_backends(name: str, path: PathLike | None = None, *,
     ok, why = ort.available()
     if not ok:
         return [tb], f"torch: onnxruntime-training unavailable ({why})"
-    if path is not None:
-        ok, why = ort.can_differentiate(path)
+    if model is not None:
+        ok, why = ort.can_differentiate(model)
         if not ok:
             return [tb], f"torch: onnxruntime-training cannot differentiate this model ({why})"
     return [ort], f"onnxruntime-training: installed and able ({why})"

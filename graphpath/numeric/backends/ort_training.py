@@ -53,10 +53,10 @@ import numpy as np
 
 from graphpath import onnx_io
 from graphpath.errors import GraphpathError
+from graphpath.model.loaded import LoadedModel
 
 __all__ = ["DIFFERENTIABLE_OPS", "UNSUPPORTED_OPS", "OrtTrainingBackend"]
 
-PathLike = str | os.PathLike[str]
 
 #: Ops whose gradient onnxruntime-training 1.19.2 builds and runs on CPU (each verified on a
 #: one-op graph; the rewritten nearest Resize becomes Unsqueeze/Expand/Reshape).
@@ -179,11 +179,11 @@ class OrtTrainingBackend:
             return False, "onnxruntime-training is installed but imports torch, which is not installed"
         return True, _ort_version()
 
-    def can_differentiate(self, path: PathLike, head_tensors: Sequence[str] | None = None) -> tuple[bool, str]:
+    def can_differentiate(self, model: LoadedModel, head_tensors: Sequence[str] | None = None) -> tuple[bool, str]:
         """Static check of the nodes the backward pass goes through against the known gaps.
 
         Args:
-            path: the model.
+            model: the loaded model.
             head_tensors: where the probe loss attaches (default: the raw head tensors of
                 :func:`graphpath.numeric.probes.raw_head_tensors`, else the graph outputs).
 
@@ -194,14 +194,14 @@ class OrtTrainingBackend:
         ok, why = self.available()
         if not ok:
             return ok, why
-        heads = list(head_tensors) if head_tensors is not None else default_heads(path)
+        heads = list(head_tensors) if head_tensors is not None else default_heads(model)
         try:
-            tm = self._training_model(path, heads, None)
+            tm = self._training_model(model, heads, None)
         except GraphpathError as exc:
             return False, str(exc)
         return check_training_model(tm)
 
-    def parameter_gradients(self, path: PathLike, inputs: dict[str, np.ndarray],
+    def parameter_gradients(self, model: LoadedModel, inputs: dict[str, np.ndarray],
                             head_tensors: Sequence[str],
                             cotangents: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``∂L/∂θ`` (float64) for every trainable float initializer, by ONNX name.
@@ -217,7 +217,7 @@ class OrtTrainingBackend:
         missing = [h for h in heads if h not in cotangents]
         if missing:
             raise GraphpathError(f"no cotangent given for head tensor(s) {missing}")
-        prep = self._prepare(path, heads, inputs)
+        prep = self._prepare(model, heads, inputs)
         module, state, tm = prep.module, prep.state, prep.training
         feed: list[np.ndarray] = []
         for name in module.input_names():
@@ -235,22 +235,22 @@ class OrtTrainingBackend:
         try:
             module(*feed)
         except Exception as exc:  # onnxruntime raises its own exception types (shapes, kernels)
-            raise GraphpathError(f"onnxruntime-training failed on {Path(path).name}: {_ort_message(exc)}") from None
+            raise GraphpathError(f"onnxruntime-training failed on {model.name}: {_ort_message(exc)}") from None
         return {name: np.asarray(state.parameters[name].grad, dtype=np.float64).copy() for name in prep.trainable}
 
     # ------------------------------------------------------------------ internals
 
-    def _training_model(self, path: PathLike, heads: list[str],
+    def _training_model(self, model: LoadedModel, heads: list[str],
                         inputs: dict[str, np.ndarray] | None) -> onnx_io.TrainingModel:
         """:func:`onnx_io.training_model`, with Resize sizes and shapes that a static read
         cannot give folded from one onnxruntime run at the given (or declared) input shapes."""
-        tm = onnx_io.training_model(path, heads, rewrite_nearest_resize=self.rewrite_nearest_resize,
+        tm = onnx_io.training_model(model, heads, rewrite_nearest_resize=self.rewrite_nearest_resize,
                                     rewrite_conv_transpose=self.rewrite_conv_transpose,
                                     rewrite_batch_norm=self.rewrite_batch_norm,
                                     rewrite_activations=self.rewrite_activations)
         if not tm.resize_unknowns:
             return tm
-        graph = onnx_io.load(path)
+        graph = model.graph
         feed: dict[str, np.ndarray] = {}
         for t in graph.inputs:
             if inputs is not None and t.name in inputs:
@@ -266,7 +266,7 @@ class OrtTrainingBackend:
         options.log_severity_level = 3
         wanted = list(tm.resize_unknowns)
         try:
-            session = ort.InferenceSession(onnx_io.model_bytes_with_outputs(path, wanted), options,
+            session = ort.InferenceSession(model.serialized(wanted), options,
                                            providers=["CPUExecutionProvider"])
             values = session.run(wanted, {i.name: feed[i.name] for i in session.get_inputs()})
         except Exception:  # onnxruntime's own error types; the Resizes then stay as they are
@@ -274,17 +274,17 @@ class OrtTrainingBackend:
         # Values only for tensors computed from shapes alone: they hold for any input of this size.
         known_values = {t: np.asarray(v) for t, v in zip(wanted, values, strict=True) if t in graph.shape_tensors}
         known_shapes = {t: tuple(np.shape(v)) for t, v in zip(wanted, values, strict=True)}
-        return onnx_io.training_model(path, heads, rewrite_nearest_resize=self.rewrite_nearest_resize,
+        return onnx_io.training_model(model, heads, rewrite_nearest_resize=self.rewrite_nearest_resize,
                                       rewrite_conv_transpose=self.rewrite_conv_transpose,
                                       rewrite_batch_norm=self.rewrite_batch_norm,
                                       rewrite_activations=self.rewrite_activations,
                                       known_values=known_values, known_shapes=known_shapes)
 
-    def _prepare(self, path: PathLike, heads: list[str], inputs: dict[str, np.ndarray]) -> _Prepared:
+    def _prepare(self, model: LoadedModel, heads: list[str], inputs: dict[str, np.ndarray]) -> _Prepared:
         ok, why = self.available()
         if not ok:
             raise GraphpathError(f"the onnxruntime-training backend is unavailable: {why}")
-        p = Path(path)
+        p = model.path
         try:
             st = p.stat()
         except OSError as exc:
@@ -294,7 +294,7 @@ class OrtTrainingBackend:
         if self._prepared is not None and self._prepared.key == key:
             return self._prepared
         self.close()
-        tm = self._training_model(p, heads, inputs)
+        tm = self._training_model(model, heads, inputs)
         ok, why = check_training_model(tm)
         if not ok:
             raise GraphpathError(f"onnxruntime-training cannot differentiate {p.name}: {why}")
@@ -376,15 +376,12 @@ def _ort_message(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + " …"
 
 
-def default_heads(path: PathLike) -> list[str]:
-    """The raw head tensors of ``path`` (graph outputs when the head rule finds none)."""
-    graph = onnx_io.load(path)
-    try:
-        from graphpath.model.layers import build_layers
-        from graphpath.numeric.probes import all_heads, find_head_cuts
-    except ImportError:  # the probes module is optional here
-        return [o.name for o in graph.outputs]
-    heads = list(all_heads(find_head_cuts(graph, build_layers(graph))))
+def default_heads(model: LoadedModel) -> list[str]:
+    """The raw head tensors of ``model`` (graph outputs when the head rule finds none)."""
+    from graphpath.numeric.probes import all_heads, find_head_cuts
+
+    graph = model.graph
+    heads = list(all_heads(find_head_cuts(graph, model.layers)))
     return heads or [o.name for o in graph.outputs]
 
 

@@ -9,7 +9,7 @@ gives every data tensor its concrete shape on the way. What is left is pure tens
 
 Example::
 
-    ev = Evaluator.from_path("yolo.onnx", device="auto")
+    ev = Evaluator.from_model("yolo.onnx", device="auto")   # a path or a LoadedModel
     require_parity(ev, "yolo.onnx")                 # refuse before reporting any gradient
     x = torch.rand(ev.input_shapes["images"])
     heads = ["/model.22/Concat_output_0"]            # raw head tensors, decode tail cut off
@@ -28,7 +28,6 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +35,7 @@ import numpy as np
 from graphpath import onnx_io
 from graphpath.errors import GraphpathError, MissingExtraError
 from graphpath.model.graph import ModelGraph, OpNode
+from graphpath.model.loaded import LoadedModel
 from graphpath.model.ops import SHAPE_OPS, carries_gradient
 
 try:
@@ -195,7 +195,7 @@ def _run_at_load(node: Node, fn: OpFn, xs: list[Any]) -> tuple[torch.Tensor, ...
 class Evaluator(nn.Module):
     """An ONNX graph as a torch module: parameters named after initializers, shapes folded.
 
-    Build with :meth:`from_path`. Attributes:
+    Build with :meth:`from_model`. Attributes:
         graph: the op view it was built from.
         device, dtype: where and in which float dtype it computes (fp16/bf16 models: float32).
         input_shapes: the concrete input shapes the shape arithmetic was folded for.
@@ -211,9 +211,9 @@ class Evaluator(nn.Module):
 
     def __init__(self, graph: ModelGraph, arrays: Mapping[str, np.ndarray], *,
                  input_shapes: Mapping[str, tuple[int, ...]], outputs: Sequence[str],
-                 device: torch.device, dtype: torch.dtype, path: Path | None = None) -> None:
+                 device: torch.device, dtype: torch.dtype, model: LoadedModel | None = None) -> None:
         super().__init__()
-        self.graph, self.path, self.device, self.dtype = graph, path, device, dtype
+        self.graph, self.model, self.device, self.dtype = graph, model, device, dtype
         self.input_shapes = dict(input_shapes)
         self.output_names = tuple(outputs)
         opset = int(graph.meta.get("opsets", {}).get("ai.onnx", 1))
@@ -277,14 +277,14 @@ class Evaluator(nn.Module):
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_path(cls, path: str | os.PathLike[str], *, device: str | torch.device = "auto",
+    def from_model(cls, model: LoadedModel | str | os.PathLike[str], *, device: str | torch.device = "auto",
                   dtype: str | torch.dtype = torch.float32, outputs: Sequence[str] | None = None,
                   input_shapes: Mapping[str, Sequence[int]] | None = None,
                   imgsz: int | tuple[int, int] = 640, batch: int = 1) -> Evaluator:
-        """Load ``path`` and build its evaluator.
+        """Build the evaluator of ``model`` (a path is opened with :func:`onnx_io.open_model`).
 
         Args:
-            path: the ONNX model.
+            model: the loaded model or its path.
             device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` …
             dtype: float dtype to compute in (``torch.float64`` for finite-difference checks);
                 float16/bfloat16 models are evaluated in this dtype too.
@@ -298,15 +298,15 @@ class Evaluator(nn.Module):
             GraphpathError: unreadable model, unsupported ops in scope (all listed in one
                 message), shape arithmetic that cannot be folded.
         """
-        p = Path(path)
-        graph = onnx_io.load(p)
+        loaded = onnx_io.as_loaded(model)
+        graph = loaded.graph
         targets = tuple(outputs) if outputs is not None else tuple(o.name for o in graph.outputs)
         shapes = _input_shapes(graph, input_shapes, imgsz, batch)
         wanted = {i for n in _scope(graph, targets) for i in graph.op(n).inputs if i in graph.params}
         wanted |= {t for t in targets if t in graph.params}
-        arrays = onnx_io.read_arrays(p, wanted)
+        arrays = loaded.arrays(wanted)
         return cls(graph, arrays, input_shapes=shapes, outputs=targets, device=_resolve_device(device),
-                   dtype=_resolve_dtype(dtype), path=p)
+                   dtype=_resolve_dtype(dtype), model=loaded)
 
     def _input_dtype(self, name: str) -> torch.dtype:
         info = next(t for t in self.graph.inputs if t.name == name)
@@ -526,7 +526,7 @@ def _compare_up_to_order(name: str, ours: np.ndarray, ref: np.ndarray, rtol: flo
     return None
 
 
-def check_parity(evaluator: Evaluator, path: str | os.PathLike[str] | None = None,
+def check_parity(evaluator: Evaluator, model: LoadedModel | None = None,
                  inputs: Mapping[str, np.ndarray] | None = None, *, rtol: float = 1e-3,
                  atol: float = 1e-4, seed: int = 0) -> ParityResult:
     """Compare the evaluator's outputs with onnxruntime (CPU execution provider).
@@ -534,7 +534,7 @@ def check_parity(evaluator: Evaluator, path: str | os.PathLike[str] | None = Non
     Args:
         evaluator: the evaluator to check; its :attr:`~Evaluator.output_names` are compared
             (intermediate tensors too: they become outputs of the onnxruntime copy).
-        path: the model (default: the one the evaluator was built from).
+        model: the model (default: the one the evaluator was built from).
         inputs: numpy inputs in the model's declared dtypes (default: seeded uniform [0, 1)).
         rtol, atol: per-element tolerance ``|ours − ref| <= atol·max|ref| + rtol·|ref|`` (atol
             scales with each output's largest magnitude).
@@ -544,9 +544,9 @@ def check_parity(evaluator: Evaluator, path: str | os.PathLike[str] | None = Non
         import onnxruntime as ort
     except ImportError as exc:
         raise MissingExtraError("onnxruntime", "torch", "the forward parity check") from exc
-    model_path = Path(path) if path is not None else evaluator.path
-    if model_path is None:
-        raise GraphpathError("check_parity needs the model path")
+    loaded = model if model is not None else evaluator.model
+    if loaded is None:
+        raise GraphpathError("check_parity needs the model the evaluator was built from")
     if inputs is None:
         rng = np.random.default_rng(seed)
         inputs = {}
@@ -558,10 +558,8 @@ def check_parity(evaluator: Evaluator, path: str | os.PathLike[str] | None = Non
             else:
                 inputs[t.name] = np.zeros(shape, dtype=np.int64 if t.dtype == "INT64" else np.int32)
     names = list(evaluator.output_names)
-    if names == [o.name for o in evaluator.graph.outputs]:
-        blob = onnx_io.model_bytes(model_path)
-    else:
-        blob = onnx_io.model_bytes_with_outputs(model_path, names)
+    same = names == [o.name for o in evaluator.graph.outputs]
+    blob = loaded.serialized(None if same else names)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
@@ -588,11 +586,11 @@ def check_parity(evaluator: Evaluator, path: str | os.PathLike[str] | None = Non
     return ParityResult(tuple(results), rtol, atol)
 
 
-def require_parity(evaluator: Evaluator, path: str | os.PathLike[str] | None = None,
+def require_parity(evaluator: Evaluator, model: LoadedModel | None = None,
                    inputs: Mapping[str, np.ndarray] | None = None, *, rtol: float = 1e-3,
                    atol: float = 1e-4, seed: int = 0) -> ParityResult:
     """:func:`check_parity`, raising :class:`GraphpathError` beyond tolerance."""
-    result = check_parity(evaluator, path, inputs, rtol=rtol, atol=atol, seed=seed)
+    result = check_parity(evaluator, model, inputs, rtol=rtol, atol=atol, seed=seed)
     if not result.ok:
         raise GraphpathError(
             f"the torch evaluator disagrees with onnxruntime: {result.describe()}; refusing to "
