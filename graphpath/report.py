@@ -4,10 +4,16 @@ Every renderer in :mod:`graphpath.formats` takes a :class:`Report` (or a list of
 nothing else. ``to_dict()`` gives plain, JSON-ready values with sorted keys; the top-level dict
 carries ``schema_version``. Later capabilities add sections (``paths``, ``blocks``,
 ``fingerprint``, ``numeric``); a section that was not computed is absent.
+
+Two helpers for that JSON form live here too, one of each for the whole package:
+:func:`round_float` (how floats are rounded for output) and :func:`get_nested` (how a report
+dict is read back without raising).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,3 +143,53 @@ class Report:
         for name, value in self.sections:
             out[name] = value.to_dict() if hasattr(value, "to_dict") else value
         return out
+
+
+# --------------------------------------------------------------------------- reading and rounding
+
+
+def round_float(x: float, *, places: int | None = None, significant: int | None = None) -> float:
+    """``x`` rounded for JSON output to ``places`` decimal places or ``significant`` digits.
+
+    Exactly one of ``places`` and ``significant`` is given. The result is a float, ``-0.0``
+    becomes ``0.0`` (so that a value that rounds to zero prints the same whatever its sign),
+    and non-finite values come back unchanged: what JSON cannot hold (NaN, ±Inf) is the
+    caller's to map, to ``None`` or to a string.
+
+    Raises:
+        ValueError: neither or both of ``places`` and ``significant`` are given.
+
+    >>> round_float(2.0 / 3.0, places=6), round_float(-1e-9, places=6)
+    (0.666667, 0.0)
+    >>> round_float(123456789.0, significant=6), round_float(2.0 / 3.0, significant=6)
+    (123457000.0, 0.666667)
+    >>> round_float(float("inf"), places=6)
+    inf
+    """
+    if (places is None) == (significant is None):
+        raise ValueError("round_float needs exactly one of places= and significant=")
+    x = float(x)
+    if not math.isfinite(x):
+        return x
+    if places is not None:
+        return round(x, places) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return float(f"{x:.{significant}g}") + 0.0
+
+
+def get_nested(obj: Any, *keys: str) -> Any:
+    """``obj[k1][k2]…``, or ``None`` when a step is missing or not a mapping; never raises.
+
+    How rules and tables read a report's JSON (``Report.to_dict()``, or one loaded from a file),
+    where any section or key may be absent.
+
+    >>> report = {"paths": {"shortest": {"length": 7}}}
+    >>> get_nested(report, "paths", "shortest", "length"), get_nested(report, "paths", "total", "log2")
+    (7, None)
+    >>> get_nested({"model": "m.onnx"}, "model", "file_name") is None
+    True
+    """
+    for k in keys:
+        if not isinstance(obj, Mapping) or k not in obj:
+            return None
+        obj = obj[k]
+    return obj

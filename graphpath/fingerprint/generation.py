@@ -73,6 +73,7 @@ from graphpath.blocks.base import BlockMatch
 from graphpath.fingerprint.facts import GraphFacts, graph_facts
 from graphpath.model.graph import ModelGraph
 from graphpath.model.layers import LayerGraph
+from graphpath.report import round_float
 
 #: Every answer :func:`fingerprint` can give.
 GENERATIONS = (
@@ -106,8 +107,9 @@ class Fingerprint:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "alternatives": [{"confidence": round(c, 3), "generation": g} for g, c in self.alternatives],
-            "confidence": round(self.confidence, 3),
+            "alternatives": [{"confidence": round_float(c, places=3), "generation": g}
+                             for g, c in self.alternatives],
+            "confidence": round_float(self.confidence, places=3),
             "evidence": list(self.evidence),
             "generation": self.generation,
             "variant": self.variant,
@@ -569,10 +571,12 @@ def decide(signals: Signals) -> Fingerprint:
         profile, (value, _, support, against) = eligible[0]
         best = profile.generation
         evidence = tuple(support) + tuple(f"against: {t}" for t in against)
-        alternatives = tuple((g, round(confidence(g), 3)) for g in ranked if raw[g] > 0.2 and g != best)
-        return Fingerprint(best, round(confidence(best, value), 3), evidence, alternatives[:3], profile.variant)
+        alternatives = tuple((g, round_float(confidence(g), places=3))
+                             for g in ranked if raw[g] > 0.2 and g != best)
+        return Fingerprint(best, round_float(confidence(best, value), places=3), evidence, alternatives[:3],
+                           profile.variant)
     generic, conf, why = _generic(signals)
-    candidates = tuple((g, round(confidence(g), 3)) for g in ranked if raw[g] > 0.2)[:3]
+    candidates = tuple((g, round_float(confidence(g), places=3)) for g in ranked if raw[g] > 0.2)[:3]
     if candidates:
         why += (f"closest generation {candidates[0][0]} lacks its defining blocks",)
     return Fingerprint(generic, conf, why, candidates)
@@ -591,5 +595,5 @@ def _generic(s: Signals) -> tuple[str, float, tuple[str, ...]]:
         act, _ = f.dominant_activation
         parts = [f"{f.convs} conv layers" + (f" ({act})" if act else "")]
         parts.append("no generation-specific block or head")
-        return "cnn", round(min(FALLBACK_CONFIDENCE, 0.1 + f.convs / 200), 3), tuple(parts)
+        return "cnn", round_float(min(FALLBACK_CONFIDENCE, 0.1 + f.convs / 200), places=3), tuple(parts)
     return "unknown", 0.05 if f.weighted else 0.0, (f"{f.weighted} weighted layer(s): too little structure",)

@@ -41,17 +41,24 @@ import numpy as np
 
 from graphpath.errors import GraphpathError
 from graphpath.model.layers import LayerGraph
-from graphpath.paths.counts import EXACT_CAP, ROUND, PathCount, _pc, count_product, count_sum
-from graphpath.paths.dp import _backward, _Forward, _forward, _Index, _index, _witness
+from graphpath.paths.counts import EXACT_CAP, ROUND, PathCount, count_product, count_sum, path_count_from_pair
+from graphpath.paths.dp import (
+    ForwardPass,
+    UnitIndex,
+    backward_pass,
+    build_unit_index,
+    forward_pass,
+    witness_path,
+)
 from graphpath.paths.histograms import (
     HISTOGRAM_BUDGET,
     HISTOGRAM_RANGE_BITS,
     HISTOGRAM_REPORT_BITS,
-    _add_hists,
-    _depth_from_hist,
-    _depth_from_moments,
-    _histograms,
-    _to_histogram,
+    add_histograms,
+    depth_from_histogram,
+    depth_from_moments,
+    length_histograms,
+    to_length_histogram,
 )
 from graphpath.paths.results import (
     EffectiveDepth,
@@ -60,9 +67,9 @@ from graphpath.paths.results import (
     PathReport,
     StagePaths,
     UnitPaths,
+    UnitTable,
     Witness,
-    _UnitTable,
-    _unknown,
+    unknown_name_message,
 )
 
 # Re-exported: callers import the values and results from here.
@@ -83,7 +90,7 @@ def _resolve_unit(layers: LayerGraph, name: str) -> str:
     for uid, unit in layers.dag.nodes(data="unit"):
         if name in unit.nodes:
             return str(uid)
-    raise GraphpathError(_unknown("unit", name, list(layers.dag.nodes)))
+    raise GraphpathError(unknown_name_message("unit", name, list(layers.dag.nodes)))
 
 
 def _resolve_output(layers: LayerGraph, name: str) -> str:
@@ -91,7 +98,7 @@ def _resolve_output(layers: LayerGraph, name: str) -> str:
     for cand in (name, f"output:{name}"):
         if cand in layers.outputs:
             return cand
-    raise GraphpathError(_unknown("output", name, layers.outputs))
+    raise GraphpathError(unknown_name_message("output", name, layers.outputs))
 
 
 # --------------------------------------------------------------------------- stages
@@ -114,7 +121,7 @@ def _stage_key_scope(scope: str) -> str | None:
     return parts[0]
 
 
-def _stages(layers: LayerGraph, ix: _Index, on_path: np.ndarray, fw: _Forward,
+def _stages(layers: LayerGraph, ix: UnitIndex, on_path: np.ndarray, fw: ForwardPass,
             bwd: tuple[list[int], list[float], list[int], list[int]]) -> tuple[str, tuple[StagePaths, ...]]:
     """Group the units on some path by resolution (``80x80``) when at least half of the
     weighted ones have a static 4-D shape, else by scope prefix (``model.3``); units without
@@ -142,7 +149,8 @@ def _stages(layers: LayerGraph, ix: _Index, on_path: np.ndarray, fw: _Forward,
             stage=key, units=len(members), weighted=len(w),
             shortest_to_output=int(lo[w].min()) if len(w) else None,
             longest_to_output=int(hi[w].max()) if len(w) else None,
-            max_paths_through=count_product(_pc(fw.ex[best], fw.lg[best]), _pc(bex[best], blg[best])),
+            max_paths_through=count_product(path_count_from_pair(fw.ex[best], fw.lg[best]),
+                                            path_count_from_pair(bex[best], blg[best])),
         ))
     return basis, tuple(out)
 
@@ -177,22 +185,22 @@ def analyze_paths(layers: LayerGraph, *, source: str | None = None, target: str 
     aux = {_resolve_output(layers, a) for a in auxiliary}
     sources = (source,) if source is not None else tuple(layers.inputs)
 
-    ix = _index(layers)
+    ix = build_unit_index(layers)
     n = len(ix.ids)
     src = bytearray(n)
     for s in sources:
         src[ix.pos[s]] = 1
     tgt = [ix.pos[t] for t in targets]
 
-    bex, blg, bmin, bmax = _backward(ix, tgt, extrema=True)
+    bex, blg, bmin, bmax = backward_pass(ix, tgt, extrema=True)
     live = bytearray(1 if bmin[i] >= 0 else 0 for i in range(n))
-    fw = _forward(ix, src, live)
+    fw = forward_pass(ix, src, live)
     if len(tgt) == 1:
         per_out_b = [(targets[0], bex, blg)]
     else:
-        per_out_b = [(t, *_backward(ix, [ix.pos[t]], extrema=False)[:2]) for t in targets]
+        per_out_b = [(t, *backward_pass(ix, [ix.pos[t]], extrema=False)[:2]) for t in targets]
 
-    hists = _histograms(ix, fw, src, live, set(tgt), histogram_budget)
+    hists = length_histograms(ix, fw, src, live, set(tgt), histogram_budget)
     note = None if hists is not None else (
         f"histogram skipped: more than {histogram_budget} cells of work; "
         "mean and std come from exact moments, median is unknown")
@@ -201,13 +209,14 @@ def analyze_paths(layers: LayerGraph, *, source: str | None = None, target: str 
     for t in targets:
         i = ix.pos[t]
         h = hists.get(i) if hists is not None else None
-        depth = _depth_from_hist(h) if h is not None else _depth_from_moments(
+        depth = depth_from_histogram(h) if h is not None else depth_from_moments(
             [(fw.lg[i], fw.mean[i], fw.msq[i])])
         outputs.append(OutputPaths(
-            output=t, role="auxiliary" if t in aux else "main", paths=_pc(fw.ex[i], fw.lg[i]),
-            shortest=_witness(ix, fw, i, longest=False), longest=_witness(ix, fw, i, longest=True),
+            output=t, role="auxiliary" if t in aux else "main",
+            paths=path_count_from_pair(fw.ex[i], fw.lg[i]),
+            shortest=witness_path(ix, fw, i, longest=False), longest=witness_path(ix, fw, i, longest=True),
             effective_depth=depth,
-            histogram=None if h is None else _to_histogram(h),
+            histogram=None if h is None else to_length_histogram(h),
         ))
 
     total = count_sum(o.paths for o in outputs)
@@ -217,14 +226,14 @@ def analyze_paths(layers: LayerGraph, *, source: str | None = None, target: str 
     longest = max(reached, key=lambda o: o.longest.length or 0).longest if reached else Witness(None, ())
     combined = None
     if hists is not None:
-        combined = _add_hists([hists[ix.pos[t]] for t in targets if ix.pos[t] in hists],
+        combined = add_histograms([hists[ix.pos[t]] for t in targets if ix.pos[t] in hists],
                               total.exact is not None)
-    depth = _depth_from_hist(combined) if combined is not None else _depth_from_moments(
+    depth = depth_from_histogram(combined) if combined is not None else depth_from_moments(
         [(fw.lg[ix.pos[t]], fw.mean[ix.pos[t]], fw.msq[ix.pos[t]]) for t in targets])
 
     on_path = (np.asarray(fw.fmin) >= 0) & (np.asarray(bmin) >= 0)
     basis, stages = _stages(layers, ix, on_path, fw, (bex, blg, bmin, bmax))
-    table = _UnitTable(
+    table = UnitTable(
         ids=ix.ids, pos=ix.pos,
         fwd_ex=np.asarray(fw.ex, dtype=np.int64), fwd_lg=np.asarray(fw.lg, dtype=np.float64),
         bwd_ex=np.asarray(bex, dtype=np.int64), bwd_lg=np.asarray(blg, dtype=np.float64),
@@ -234,7 +243,7 @@ def analyze_paths(layers: LayerGraph, *, source: str | None = None, target: str 
     )
     return PathReport(
         sources=sources, targets=targets, total=total, by_role=roles, per_output=tuple(outputs),
-        histogram=None if combined is None else _to_histogram(combined), histogram_note=note,
+        histogram=None if combined is None else to_length_histogram(combined), histogram_note=note,
         shortest=shortest, longest=longest, effective_depth=depth, stage_basis=basis,
         stages=stages, units=n, weighted_units=sum(ix.weight),
         units_on_paths=int(on_path.sum()), table=table,

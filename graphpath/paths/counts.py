@@ -11,12 +11,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from graphpath.report import round_float
+
 #: Counts below this are exact Python ints; at and beyond it only their log2 is kept.
 EXACT_CAP = 2**63
 #: Decimal places of every float in ``to_dict()``.
 ROUND = 6
 
-_NEG_INF = float("-inf")
+#: log2 of a zero count (the internal pairs use it for "no paths").
+NEG_INF = float("-inf")
 
 
 # --------------------------------------------------------------------------- values
@@ -47,14 +50,14 @@ class PathCount:
 
     @classmethod
     def from_log2(cls, lg: float) -> PathCount:
-        return cls(None, None if lg == _NEG_INF else lg)
+        return cls(None, None if lg == NEG_INF else lg)
 
     @property
     def is_zero(self) -> bool:
         return self.log2 is None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"count": self.exact, "log2": _round(self.log2)}
+        return {"count": self.exact, "log2": round_or_none(self.log2)}
 
     def text(self) -> str:
         """``123`` when exact, ``2^456.78`` beyond the cap."""
@@ -64,8 +67,12 @@ class PathCount:
         return f"2^{self.log2:.2f}"
 
 
-def _pc(ex: int, lg: float) -> PathCount:
-    """Internal pair (exact or -1, log2 or -inf) → :class:`PathCount`."""
+def path_count_from_pair(ex: int, lg: float) -> PathCount:
+    """The dynamic programs' pair (exact count or -1, log2 or -inf) → :class:`PathCount`.
+
+    >>> path_count_from_pair(8, 3.0).exact, path_count_from_pair(-1, 80.0).log2
+    (8, 80.0)
+    """
     if ex >= 0:
         return PathCount.of(ex)
     return PathCount.from_log2(lg)
@@ -80,7 +87,7 @@ def count_sum(counts: Iterable[PathCount]) -> PathCount:
     items = [c for c in counts if not c.is_zero]
     if all(c.exact is not None for c in items):
         return PathCount.of(sum(c.exact for c in items if c.exact is not None))
-    return PathCount.from_log2(_lse([c.log2 for c in items if c.log2 is not None]))
+    return PathCount.from_log2(log2_sum_exp2([c.log2 for c in items if c.log2 is not None]))
 
 
 def count_product(a: PathCount, b: PathCount) -> PathCount:
@@ -97,17 +104,21 @@ def count_product(a: PathCount, b: PathCount) -> PathCount:
     return PathCount.from_log2(a.log2 + b.log2)
 
 
-def _lse(values: Sequence[float]) -> float:
-    """log2 of a sum of powers of two, given their log2s (-inf for an empty sum)."""
+def log2_sum_exp2(values: Sequence[float]) -> float:
+    """log2 of a sum of powers of two, given their log2s (-inf for an empty sum).
+
+    >>> log2_sum_exp2([3.0, 3.0]), log2_sum_exp2([])
+    (4.0, -inf)
+    """
     if len(values) == 2:  # the common merge, without the loop
         a, b = values
         if a < b:
             a, b = b, a
-        return a if b == _NEG_INF else a + math.log2(1.0 + 2.0 ** (b - a))
+        return a if b == NEG_INF else a + math.log2(1.0 + 2.0 ** (b - a))
     if not values:
-        return _NEG_INF
+        return NEG_INF
     m = max(values)
-    if m == _NEG_INF:
+    if m == NEG_INF:
         return m
     acc = 0.0
     for v in values:
@@ -115,7 +126,12 @@ def _lse(values: Sequence[float]) -> float:
     return m + math.log2(acc)
 
 
-def _round(x: float | None) -> float | None:
+def round_or_none(x: float | None) -> float | None:
+    """``x`` at :data:`ROUND` decimal places for ``to_dict()``; ``None`` for ``None`` and non-finite ``x``.
+
+    >>> round_or_none(1 / 3), round_or_none(float("-inf"))
+    (0.333333, None)
+    """
     if x is None or not math.isfinite(x):
         return None
-    return round(x, ROUND) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return round_float(x, places=ROUND)

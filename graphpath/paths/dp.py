@@ -1,8 +1,8 @@
 """The dynamic programs of the path analysis: the layer view as CSR, then forward and backward passes.
 
 Counts, length moments and shortest/longest extrema from the sources to every unit
-(:func:`_forward`) and from every unit to the targets (:func:`_backward`), in topological
-order, never by enumeration; :func:`_witness` walks an extremum back into a path.
+(:func:`forward_pass`) and from every unit to the targets (:func:`backward_pass`), in topological
+order, never by enumeration; :func:`witness_path` walks an extremum back into a path.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphpath.model.layers import LayerGraph
-from graphpath.paths.counts import _NEG_INF, EXACT_CAP, _lse
+from graphpath.paths.counts import EXACT_CAP, NEG_INF, log2_sum_exp2
 from graphpath.paths.results import Witness
 
 # --------------------------------------------------------------------------- index
 
 
 @dataclass(frozen=True, eq=False)
-class _Index:
+class UnitIndex:
     """The layer view as compressed adjacency (CSR) in topological order.
 
     Flat lists of ints rather than a list per unit: millions of small lists make the cyclic
@@ -41,7 +41,8 @@ class _Index:
     weight: bytes
 
 
-def _index(layers: LayerGraph) -> _Index:
+def build_unit_index(layers: LayerGraph) -> UnitIndex:
+    """The layer view as a :class:`UnitIndex`: units in topological order, edges as CSR."""
     order = layers.topo_order()
     n = len(order)
     pos = {u: i for i, u in enumerate(order)}
@@ -70,7 +71,7 @@ def _index(layers: LayerGraph) -> _Index:
 
     pptr, preds, pcnt = csr(d_arr, s_arr)
     sptr, succs, scnt = csr(s_arr, d_arr)
-    return _Index(ids=tuple(order), pos=pos, pptr=pptr, preds=preds, pcnt=pcnt,
+    return UnitIndex(ids=tuple(order), pos=pos, pptr=pptr, preds=preds, pcnt=pcnt,
                   sptr=sptr, succs=succs, scnt=scnt, weight=bytes(weight))
 
 
@@ -78,7 +79,11 @@ def _index(layers: LayerGraph) -> _Index:
 
 
 @dataclass(frozen=True, eq=False)
-class _Forward:
+class ForwardPass:
+    """What :func:`forward_pass` leaves at every unit (by topological position): paths from the
+    sources, their length moments, and the shortest/longest length with its argmin/argmax
+    predecessor for :func:`witness_path`."""
+
     ex: list[int]  # exact count or -1
     lg: list[float]  # log2 count, -inf for zero
     mean: list[float]
@@ -89,13 +94,13 @@ class _Forward:
     amax: list[int]
 
 
-def _forward(ix: _Index, sources: bytearray, live: bytearray) -> _Forward:
+def forward_pass(ix: UnitIndex, sources: bytearray, live: bytearray) -> ForwardPass:
     """Counts, length moments and extrema from the sources to every live unit."""
     n = len(ix.ids)
     cap = EXACT_CAP
     log2 = math.log2
     ex = [0] * n
-    lg = [_NEG_INF] * n
+    lg = [NEG_INF] * n
     mean = [0.0] * n
     msq = [0.0] * n
     fmin = [-1] * n
@@ -137,7 +142,7 @@ def _forward(ix: _Index, sources: bytearray, live: bytearray) -> _Forward:
             terms = [lg[preds[k]] + log2(pcnt[k]) for k in js]
             if seed:
                 terms.append(0.0)
-            tot = _lse(terms)
+            tot = log2_sum_exp2(terms)
         lg[i] = tot
         # moments of the length before this unit's own weight, then shifted by it;
         # extrema with ties to the earliest predecessor (preds are in topological order)
@@ -156,10 +161,11 @@ def _forward(ix: _Index, sources: bytearray, live: bytearray) -> _Forward:
         msq[i] = q + 2 * w * m + w
         fmin[i], amin[i] = lo + w, alo
         fmax[i], amax[i] = hi + w, ahi
-    return _Forward(ex=ex, lg=lg, mean=mean, msq=msq, fmin=fmin, fmax=fmax, amin=amin, amax=amax)
+    return ForwardPass(ex=ex, lg=lg, mean=mean, msq=msq, fmin=fmin, fmax=fmax, amin=amin, amax=amax)
 
 
-def _backward(ix: _Index, targets: Sequence[int], extrema: bool) -> tuple[list[int], list[float], list[int], list[int]]:
+def backward_pass(ix: UnitIndex, targets: Sequence[int],
+                  extrema: bool) -> tuple[list[int], list[float], list[int], list[int]]:
     """Counts (and optionally extrema) from every unit to the targets, unit included.
 
     ``bmin``/``bmax`` are -1 for a unit that reaches no target (also when ``extrema`` is off,
@@ -168,7 +174,7 @@ def _backward(ix: _Index, targets: Sequence[int], extrema: bool) -> tuple[list[i
     cap = EXACT_CAP
     log2 = math.log2
     ex = [0] * n
-    lg = [_NEG_INF] * n
+    lg = [NEG_INF] * n
     bmin = [-1] * n
     bmax = [-1] * n
     is_target = bytearray(n)
@@ -204,7 +210,7 @@ def _backward(ix: _Index, targets: Sequence[int], extrema: bool) -> tuple[list[i
             terms = [lg[succs[k]] + log2(scnt[k]) for k in js]
             if seed:
                 terms.append(0.0)
-            lg[i] = _lse(terms)
+            lg[i] = log2_sum_exp2(terms)
         lo = 0 if seed else n
         hi = 0 if seed else -1
         for k in js:
@@ -218,7 +224,9 @@ def _backward(ix: _Index, targets: Sequence[int], extrema: bool) -> tuple[list[i
     return ex, lg, bmin, bmax
 
 
-def _witness(ix: _Index, fw: _Forward, t: int, longest: bool) -> Witness:
+def witness_path(ix: UnitIndex, fw: ForwardPass, t: int, longest: bool) -> Witness:
+    """The shortest (or ``longest``) path from the sources to unit ``t``, walked back through
+    the forward pass's argmin/argmax predecessors."""
     if fw.fmin[t] < 0:
         return Witness(None, ())
     arg = fw.amax if longest else fw.amin

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from graphpath.paths.counts import _NEG_INF, PathCount, _lse
-from graphpath.paths.dp import _Forward, _Index
+from graphpath.paths.counts import NEG_INF, PathCount, log2_sum_exp2
+from graphpath.paths.dp import ForwardPass, UnitIndex
 from graphpath.paths.results import EffectiveDepth, LengthHistogram
 
 #: Beyond the cap, histogram bins this many bits below a unit's largest bin are dropped.
@@ -29,7 +29,7 @@ HISTOGRAM_BUDGET = 20_000_000
 _Hist = tuple[int, np.ndarray, bool]
 
 
-def _histograms(ix: _Index, fw: _Forward, sources: bytearray, live: bytearray,
+def length_histograms(ix: UnitIndex, fw: ForwardPass, sources: bytearray, live: bytearray,
                 keep: set[int], budget: int) -> dict[int, _Hist] | None:
     """Length histograms at the units in ``keep``; ``None`` when ``budget`` cells run out.
 
@@ -71,7 +71,7 @@ def _histograms(ix: _Index, fw: _Forward, sources: bytearray, live: bytearray,
                     arr[plo - lo: plo - lo + len(parr)] += parr * c
                 is_log = False
             else:
-                arr = np.full(hi - lo, _NEG_INF)
+                arr = np.full(hi - lo, NEG_INF)
                 for plo, parr, plog, c in parts:
                     vals = parr if plog else _log2_bins(parr)
                     if c != 1:
@@ -99,7 +99,7 @@ def _log2_bins(arr: np.ndarray) -> np.ndarray:
         return np.log2(arr.astype(np.float64))
 
 
-def _add_hists(hs: Sequence[_Hist], total_exact: bool) -> _Hist | None:
+def add_histograms(hs: Sequence[_Hist], total_exact: bool) -> _Hist | None:
     """Sum of histograms (at outputs), exact when the total is below the cap."""
     if not hs:
         return None
@@ -112,14 +112,16 @@ def _add_hists(hs: Sequence[_Hist], total_exact: bool) -> _Hist | None:
         for plo, parr, _ in hs:
             out[plo - lo: plo - lo + len(parr)] += parr
         return lo, out, False
-    acc = np.full(hi - lo, _NEG_INF)
+    acc = np.full(hi - lo, NEG_INF)
     for plo, parr, plog in hs:
         view = acc[plo - lo: plo - lo + len(parr)]
         np.logaddexp2(view, parr if plog else _log2_bins(parr), out=view)
     return lo, acc, True
 
 
-def _to_histogram(h: _Hist) -> LengthHistogram:
+def to_length_histogram(h: _Hist) -> LengthHistogram:
+    """The reported form: non-zero bins, beyond the cap only those within
+    :data:`HISTOGRAM_REPORT_BITS` of the largest."""
     lo, arr, is_log = h
     if is_log:
         shown = np.flatnonzero(arr >= arr.max() - HISTOGRAM_REPORT_BITS)
@@ -129,7 +131,8 @@ def _to_histogram(h: _Hist) -> LengthHistogram:
     return LengthHistogram(exact=not is_log, bins=bins)
 
 
-def _depth_from_hist(h: _Hist) -> EffectiveDepth:
+def depth_from_histogram(h: _Hist) -> EffectiveDepth:
+    """Mean, lower median and standard deviation of the length, read from a histogram."""
     lo, arr, is_log = h
     ks = np.arange(lo, lo + len(arr))
     if not is_log:
@@ -155,12 +158,12 @@ def _depth_from_hist(h: _Hist) -> EffectiveDepth:
     return EffectiveDepth(mean, median, math.sqrt(max(var, 0.0)))
 
 
-def _depth_from_moments(pairs: Sequence[tuple[float, float, float]]) -> EffectiveDepth:
+def depth_from_moments(pairs: Sequence[tuple[float, float, float]]) -> EffectiveDepth:
     """(log2 count, mean, E[L^2]) per output → the combined mean and std (no median)."""
-    live = [p for p in pairs if p[0] > _NEG_INF]
+    live = [p for p in pairs if p[0] > NEG_INF]
     if not live:
         return EffectiveDepth(None, None, None)
-    tot = _lse([p[0] for p in live])
+    tot = log2_sum_exp2([p[0] for p in live])
     mean = sum(2.0 ** (p[0] - tot) * p[1] for p in live)
     msq = sum(2.0 ** (p[0] - tot) * p[2] for p in live)
     return EffectiveDepth(mean, None, math.sqrt(max(msq - mean * mean, 0.0)))

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from graphpath.errors import GraphpathError
-from graphpath.paths.counts import EXACT_CAP, PathCount, _pc, _round, count_product
+from graphpath.paths.counts import EXACT_CAP, PathCount, count_product, path_count_from_pair, round_or_none
 
 # --------------------------------------------------------------------------- results
 
@@ -47,7 +47,7 @@ class EffectiveDepth:
     std: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mean": _round(self.mean), "median": self.median, "std": _round(self.std)}
+        return {"mean": round_or_none(self.mean), "median": self.median, "std": round_or_none(self.std)}
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class UnitPaths:
 
 
 @dataclass(frozen=True, eq=False)
-class _UnitTable:
+class UnitTable:
     """Per-unit results as flat arrays indexed by topological position."""
 
     ids: tuple[str, ...]
@@ -154,21 +154,22 @@ class PathReport:
     units: int
     weighted_units: int
     units_on_paths: int
-    table: _UnitTable
+    table: UnitTable
 
     def unit(self, uid: str) -> UnitPaths:
         """Per-unit numbers. Raises :class:`GraphpathError` for an unknown id."""
         t = self.table
         i = t.pos.get(uid)
         if i is None:
-            raise GraphpathError(_unknown("unit", uid, t.ids))
-        f = _pc(int(t.fwd_ex[i]), float(t.fwd_lg[i]))
-        b = _pc(int(t.bwd_ex[i]), float(t.bwd_lg[i]))
+            raise GraphpathError(unknown_name_message("unit", uid, t.ids))
+        f = path_count_from_pair(int(t.fwd_ex[i]), float(t.fwd_lg[i]))
+        b = path_count_from_pair(int(t.bwd_ex[i]), float(t.bwd_lg[i]))
         return UnitPaths(
             unit=uid, from_sources=f, to_outputs=b, through=count_product(f, b),
             shortest=None if t.bmin[i] < 0 else int(t.bmin[i]),
             longest=None if t.bmax[i] < 0 else int(t.bmax[i]),
-            per_output=tuple((o, _pc(int(ex[i]), float(lg[i]))) for o, ex, lg in t.per_output),
+            per_output=tuple((o, path_count_from_pair(int(ex[i]), float(lg[i])))
+                             for o, ex, lg in t.per_output),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,7 +193,12 @@ class PathReport:
         }
 
 
-def _unknown(what: str, name: str, known: Sequence[str]) -> str:
+def unknown_name_message(what: str, name: str, known: Sequence[str]) -> str:
+    """The error for an unknown unit or output name, with close matches among ``known``.
+
+    >>> unknown_name_message("output", "y", ["y1", "z"])
+    "unknown output 'y'; close matches: y1"
+    """
     close = difflib.get_close_matches(name, list(known), n=5, cutoff=0.5)
     hint = f"; close matches: {', '.join(close)}" if close else ""
     return f"unknown {what} {name!r}{hint}"

@@ -6,17 +6,18 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from graphpath.audit.rules.access import (
-    _number,
-    _section,
+    as_number,
+    require_section,
 )
-from graphpath.audit.rules.types import Detect, Hit, Location, NotEvaluated, RuleConfig, _get
+from graphpath.audit.rules.types import Detect, Hit, Location, NotEvaluated, RuleConfig
+from graphpath.report import get_nested
 
 # ---------------------------------------------------------------------------------------------
 # GP3xx numeric
 
 
 def _numeric(report: Mapping[str, Any]) -> Mapping[str, Any]:
-    numeric = _section(report, "numeric", "run with --numeric")
+    numeric = require_section(report, "numeric", "run with --numeric")
     if not isinstance(numeric, Mapping):
         raise NotEvaluated("the report's numeric section is not an object")
     if numeric.get("error") and numeric.get("verdict") is None:
@@ -29,13 +30,15 @@ def _value(entry: Any) -> Any:
     return entry.get("value") if isinstance(entry, Mapping) else entry
 
 
-def _verdict_rule(verdict: str, threshold: str, beyond: Callable[[float, float], bool]) -> Detect:
+def verdict_detector(verdict: str, threshold: str, beyond: Callable[[float, float], bool]) -> Detect:
+    """The detect function of GP301/GP302: the numeric verdict is ``verdict``, or the gradient
+    ratio is ``beyond`` the threshold ``threshold`` (when set)."""
     def detect(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
         numeric = _numeric(report)
         raw = numeric.get("verdict")
         found = _value(raw)
         why = raw.get("reason") if isinstance(raw, Mapping) else numeric.get("reason")
-        ratio = _number(_value(numeric.get("ratio")))
+        ratio = as_number(_value(numeric.get("ratio")))
         bound = config.thresholds.get(threshold)
         if found is None and (ratio is None or bound is None):
             raise NotEvaluated("the numeric section has no verdict")
@@ -61,23 +64,24 @@ def _dead_fractions(numeric: Mapping[str, Any]) -> list[tuple[str, float]]:
             per_unit = value.get("per_unit")
             inner: Mapping[str, Any] = per_unit if isinstance(per_unit, Mapping) else value
             for name, frac in inner.items():
-                f = _number(frac.get("fraction") if isinstance(frac, Mapping) else frac)
+                f = as_number(frac.get("fraction") if isinstance(frac, Mapping) else frac)
                 if f is not None:
                     out.append((str(name), f))
         elif isinstance(value, list):
             for item in value:
                 if isinstance(item, Mapping):
-                    f = _number(item.get("fraction", item.get("dead_fraction")))
+                    f = as_number(item.get("fraction", item.get("dead_fraction")))
                     where = item.get("unit") or item.get("name") or item.get("tensor")
                     if f is not None and where is not None:
                         out.append((str(where), f))
-    total = _number(numeric.get("dead_fraction"))
+    total = as_number(numeric.get("dead_fraction"))
     if total is not None and not out:
         out.append(("all", total))
     return out
 
 
-def _dead(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
+def detect_dead_activations(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
+    """GP303 dead-activations: activations whose dead fraction exceeds ``max_dead_fraction``."""
     bound = config.threshold("max_dead_fraction")
     fracs = _dead_fractions(_numeric(report))
     if not fracs:
@@ -87,7 +91,8 @@ def _dead(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
             for name, frac in sorted(fracs) if frac > bound]
 
 
-def _nan_inf(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
+def detect_nan_inf(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
+    """GP304 nan-inf: the numeric pass reports NaN or Inf values."""
     numeric = _numeric(report)
     key = "nonfinite" if "nonfinite" in numeric else "nan_inf"
     if key not in numeric:
@@ -97,7 +102,7 @@ def _nan_inf(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
     if isinstance(value, Mapping):
         raw = value.get("tensors") or value.get("names") or []
         names = [str(n) for n in raw] if isinstance(raw, list) else []
-        count = _number(value.get("count"))
+        count = as_number(value.get("count"))
         bad = bool(names) or bool(count) or value.get("found") is True
     elif isinstance(value, list):
         names, bad = [str(n) for n in value], bool(value)
@@ -111,25 +116,26 @@ def _nan_inf(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
                 {"tensors": names, "count": len(names)})]
 
 
-def _disagreement(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
+def detect_backend_disagreement(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
+    """GP305 backend-disagreement: two backends' gradient norms differ beyond ``max_backend_rel_diff``."""
     bound = config.threshold("max_backend_rel_diff")
     numeric = _numeric(report)
-    agreement = (_get(numeric, "backend", "agreement") or numeric.get("agreement")
-                 or _get(numeric, "backends", "agreement"))
+    agreement = (get_nested(numeric, "backend", "agreement") or numeric.get("agreement")
+                 or get_nested(numeric, "backends", "agreement"))
     if agreement is None:
         raise NotEvaluated("only one numeric backend ran, so there is no agreement to check")
     diff = None
     props: dict[str, Any] = {}
     if isinstance(agreement, Mapping):
         for key in ("max_rel_diff", "max_relative_difference", "max_rel_err", "rel_diff"):
-            diff = _number(agreement.get(key))
+            diff = as_number(agreement.get(key))
             if diff is not None:
                 break
         props = {k: agreement[k] for k in ("worst_parameter", "compared") if k in agreement}
         if diff is None and agreement.get("agree") is False:
             return [Hit("the numeric backends disagree", (Location("numeric", "agreement"),), props)]
     else:
-        diff = _number(agreement)
+        diff = as_number(agreement)
     if diff is None or diff <= bound:
         return []
     worst = props.get("worst_parameter")

@@ -6,21 +6,23 @@ from collections.abc import Mapping
 from typing import Any
 
 from graphpath.audit.rules.access import (
-    _block_location,
-    _number,
-    _section,
-    _walk_blocks,
+    as_number,
+    block_location,
+    require_section,
+    walk_blocks,
 )
-from graphpath.audit.rules.types import Hit, Location, NotEvaluated, RuleConfig, _get
+from graphpath.audit.rules.types import Hit, Location, NotEvaluated, RuleConfig
+from graphpath.report import get_nested
 
 # ---------------------------------------------------------------------------------------------
 # GP1xx structure
 
 
-def _missing_blocks(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
+def detect_missing_expected_block(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
+    """GP101 missing-expected-block: a kind in ``expect_blocks`` has no detected block."""
     if not config.expect_blocks:
         raise NotEvaluated("no expect_blocks configured for this model")
-    counts = _section(report, "block_counts", "block detection did not run")
+    counts = require_section(report, "block_counts", "block detection did not run")
     return [
         Hit(f"expected block {kind!r} not found (config expect_blocks)", (Location("block", kind),),
             {"expected": kind, "found": sorted(k for k, n in counts.items() if n)})
@@ -28,20 +30,21 @@ def _missing_blocks(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
     ]
 
 
-def _generation(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
+def detect_generation_mismatch(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
+    """GP102 generation-mismatch: the fingerprint's generation is not the configured one."""
     if config.generation is None:
         raise NotEvaluated("no generation configured for this model")
-    fp = _section(report, "fingerprint", "block detection did not run")
-    found = _get(fp, "generation")
+    fp = require_section(report, "fingerprint", "block detection did not run")
+    found = get_nested(fp, "generation")
     if found == config.generation:
         return []
-    evidence = _get(fp, "evidence")
+    evidence = get_nested(fp, "evidence")
     first = f"; evidence: {evidence[0]}" if isinstance(evidence, list) and evidence else ""
     return [Hit(
-        f"fingerprint says {found!r} (confidence {_number(_get(fp, 'confidence')) or 0:.2f}), "
+        f"fingerprint says {found!r} (confidence {as_number(get_nested(fp, 'confidence')) or 0:.2f}), "
         f"config expects {config.generation!r}{first}",
         (Location("fingerprint", "generation"),),
-        {"expected": config.generation, "found": found, "confidence": _get(fp, "confidence")},
+        {"expected": config.generation, "found": found, "confidence": get_nested(fp, "confidence")},
     )]
 
 
@@ -53,46 +56,49 @@ def _deploy(config: RuleConfig) -> None:
 _AUX_KINDS = ("aux_head", "pgi")
 
 
-def _aux_in_deploy(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
+def detect_auxiliary_branch_in_deploy(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
+    """GP103 auxiliary-branch-in-deploy: auxiliary blocks or outputs in a deploy export."""
     _deploy(config)
     hits: list[Hit] = []
     blocks = report.get("blocks")
-    per_output = _get(report, "paths", "per_output")
+    per_output = get_nested(report, "paths", "per_output")
     if blocks is None and not isinstance(per_output, Mapping):
         raise NotEvaluated("the report has neither blocks nor paths")
-    for m in _walk_blocks(blocks):
+    for m in walk_blocks(blocks):
         if m.get("kind") in _AUX_KINDS:
             hits.append(Hit(
                 f"{m.get('kind')} block in a deploy export (training-only structure: "
                 f"{len(m.get('nodes') or [])} nodes, {m.get('params', 0)} parameters)",
-                (_block_location(m),),
+                (block_location(m),),
                 {"kind": m.get("kind"), "params": m.get("params"), "nodes": len(m.get("nodes") or [])},
             ))
     if isinstance(per_output, Mapping):
         for out, info in sorted(per_output.items()):
-            if _get(info, "role") == "auxiliary":
+            if get_nested(info, "role") == "auxiliary":
                 name = out.removeprefix("output:")
                 hits.append(Hit(f"auxiliary output {name!r} in a deploy export", (Location("output", name),),
                                 {"output": out}))
     return hits
 
 
-def _training_branches(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
+def detect_unfused_repvgg_in_deploy(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
+    """GP104 unfused-repvgg-in-deploy: RepVGG blocks in training form in a deploy export."""
     _deploy(config)
-    blocks = _section(report, "blocks", "block detection did not run")
-    reps = [m for m in _walk_blocks(blocks) if m.get("kind") == "repvgg"]
+    blocks = require_section(report, "blocks", "block detection did not run")
+    reps = [m for m in walk_blocks(blocks) if m.get("kind") == "repvgg"]
     if not reps:
         return []
     return [Hit(
         f"{len(reps)} unfused RepVGG block(s) in a deploy export (re-parameterise before export)",
-        tuple(_block_location(m) for m in reps),
+        tuple(block_location(m) for m in reps),
         {"count": len(reps), "params": sum(int(m.get("params") or 0) for m in reps)},
     )]
 
 
-def _custom_ops(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
-    ops = _get(report, "model", "custom_ops")
-    domains = _get(report, "model", "custom_domains") or []
+def detect_custom_domain_op(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
+    """GP105 custom-domain-op: one hit per custom-domain op type and per unused custom domain."""
+    ops = get_nested(report, "model", "custom_ops")
+    domains = get_nested(report, "model", "custom_domains") or []
     if not isinstance(ops, Mapping):
         raise NotEvaluated("the report's model section has no custom_ops")
     hits = [Hit(f"custom-domain op {op} ({n}×): other runtimes and the gradient analyses may not "
@@ -104,8 +110,9 @@ def _custom_ops(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
     return hits
 
 
-def _control_flow(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
-    subgraphs = _get(report, "model", "subgraphs")
+def detect_control_flow_subgraph(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
+    """GP106 control-flow-subgraph: one hit per node that holds a subgraph."""
+    subgraphs = get_nested(report, "model", "subgraphs")
     if not isinstance(subgraphs, list):
         raise NotEvaluated("the report's model section has no subgraphs list")
     return [
@@ -117,21 +124,23 @@ def _control_flow(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
     ]
 
 
-def _embedded_nms(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
-    hits = [Hit("NMS post-processing is embedded in the export", (_block_location(m),),
+def detect_embedded_nms(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
+    """GP107 embedded-nms: NMS blocks, else ``NonMaxSuppression`` ops, in the export."""
+    hits = [Hit("NMS post-processing is embedded in the export", (block_location(m),),
                 {"nodes": len(m.get("nodes") or [])})
-            for m in _walk_blocks(report.get("blocks")) if m.get("kind") == "nms"]
+            for m in walk_blocks(report.get("blocks")) if m.get("kind") == "nms"]
     if hits:
         return hits
-    n = _number(_get(report, "model", "op_histogram", "NonMaxSuppression"))
+    n = as_number(get_nested(report, "model", "op_histogram", "NonMaxSuppression"))
     if n:
         return [Hit(f"NonMaxSuppression op in the export ({int(n)}×)",
                     (Location("op", "NonMaxSuppression"),), {"count": int(n)})]
     return []
 
 
-def _export_notes(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
-    notes = _section(report, "export_notes", "block detection did not run")
+def detect_export_note(report: Mapping[str, Any], config: RuleConfig) -> list[Hit]:
+    """GP108 export-note: one hit per export note of the structure analysis."""
+    notes = require_section(report, "export_notes", "block detection did not run")
     return [Hit(f"[{n.get('code')}] {n.get('message')}", (Location("note", str(n.get("code"))),),
                 {"code": n.get("code")})
             for n in notes if isinstance(n, Mapping)]

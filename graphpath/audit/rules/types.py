@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from graphpath.report import get_nested
+
 Severity = Literal["note", "warning", "error"]
 
 #: Severities from least to most severe (the order of ``--fail-on``).
@@ -174,7 +176,7 @@ class Rule:
 
     def check(self, report: Mapping[str, Any], config: RuleConfig) -> list[Finding]:
         """Findings of this rule on ``report`` (raises :class:`NotEvaluated`)."""
-        model = config.model or str(_get(report, "model", "file_name") or "")
+        model = config.model or str(get_nested(report, "model", "file_name") or "")
         severity = config.severity.get(self.id, self.severity)
         return [
             Finding(rule_id=self.id, severity=severity, model=model, message=h.message,
@@ -185,15 +187,6 @@ class Rule:
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "summary": self.summary, "severity": self.severity,
                 "category": self.category, "help": self.help, "thresholds": list(self.thresholds)}
-
-
-def _get(obj: Any, *keys: str) -> Any:
-    """``obj[k1][k2]…`` or ``None`` when any step is missing or not a mapping."""
-    for k in keys:
-        if not isinstance(obj, Mapping) or k not in obj:
-            return None
-        obj = obj[k]
-    return obj
 
 
 #: Default thresholds (``None``: the rules that need it are not evaluated unless configured).

@@ -113,11 +113,12 @@ class Node:
         return None if value is None else [float(v) for v in value.reshape(-1)]
 
 
-def _norm(axis: int, rank: int) -> int:
+def normalize_axis(axis: int, rank: int) -> int:
+    """An ONNX axis (negative counts from the end) as a non-negative dim of a rank-``rank`` tensor."""
     return axis + rank if axis < 0 else axis
 
 
-def _pad_spatial(x: Tensor, pads: Sequence[tuple[int, int]], value: float) -> Tensor:
+def pad_trailing_dims(x: Tensor, pads: Sequence[tuple[int, int]], value: float) -> Tensor:
     """Pad the trailing ``len(pads)`` dims by (begin, end) each; F.pad wants the last dim first."""
     if not any(b or e for b, e in pads):
         return x
@@ -127,7 +128,7 @@ def _pad_spatial(x: Tensor, pads: Sequence[tuple[int, int]], value: float) -> Te
     return F.pad(x, flat, value=value)
 
 
-def _window_pads(node: Node, spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
+def window_pads(node: Node, spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
                  dilations: Sequence[int]) -> list[tuple[int, int]]:
     """(begin, end) padding per spatial axis from ``pads`` or ``auto_pad`` (Conv and pooling)."""
     nd = len(spatial)

@@ -12,8 +12,8 @@ from graphpath.numeric.evaluator.ops_common import (
     Node,
     OpResult,
     Tensor,
-    _norm,
-    _pad_spatial,
+    normalize_axis,
+    pad_trailing_dims,
 )
 
 # --------------------------------------------------------------------------- shape and layout
@@ -37,11 +37,11 @@ def transpose(node: Node, xs: list[Any]) -> OpResult:
 
 def flatten(node: Node, xs: list[Any]) -> OpResult:
     x = xs[0]
-    axis = _norm(node.i("axis", 1), x.dim())
+    axis = normalize_axis(node.i("axis", 1), x.dim())
     return x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
 
 
-def _axes(node: Node, pos: int) -> list[int] | None:
+def read_axes(node: Node, pos: int) -> list[int] | None:
     """Axes from the ``axes`` attribute (older opsets) or from input ``pos`` (newer)."""
     axes = node.ints("axes")
     if axes is None and node.has(pos):
@@ -51,16 +51,19 @@ def _axes(node: Node, pos: int) -> list[int] | None:
 
 def squeeze(node: Node, xs: list[Any]) -> OpResult:
     x = xs[0]
-    axes = _axes(node, 1)
-    drop = {_norm(a, x.dim()) for a in axes} if axes else {i for i, n in enumerate(x.shape) if n == 1}
+    axes = read_axes(node, 1)
+    if axes:
+        drop = {normalize_axis(a, x.dim()) for a in axes}
+    else:
+        drop = {i for i, n in enumerate(x.shape) if n == 1}
     return x.reshape([n for i, n in enumerate(x.shape) if i not in drop])
 
 
 def unsqueeze(node: Node, xs: list[Any]) -> OpResult:
     x = xs[0]
-    axes = _axes(node, 1) or []
+    axes = read_axes(node, 1) or []
     rank = x.dim() + len(axes)
-    new = {_norm(a, rank) for a in axes}
+    new = {normalize_axis(a, rank) for a in axes}
     dims = iter(x.shape)
     return x.reshape([1 if i in new else next(dims) for i in range(rank)])
 
@@ -71,7 +74,7 @@ def concat(node: Node, xs: list[Any]) -> OpResult:
 
 def split(node: Node, xs: list[Any]) -> OpResult:
     x = xs[0]
-    axis = _norm(node.i("axis", 0), x.dim())
+    axis = normalize_axis(node.i("axis", 0), x.dim())
     n = x.shape[axis]
     sizes = node.const_ints(1) if node.has(1) else node.ints("split")
     if not sizes:
@@ -97,7 +100,7 @@ def slice_(node: Node, xs: list[Any]) -> OpResult:
     axes = axes or list(range(len(starts)))
     steps = steps or [1] * len(starts)
     for axis, start, end, step in zip(axes, starts, ends, steps, strict=False):
-        ax = _norm(axis, x.dim())
+        ax = normalize_axis(axis, x.dim())
         n = x.shape[ax]
         start, end = (start + n if start < 0 else start), (end + n if end < 0 else end)
         if step > 0:
@@ -116,14 +119,14 @@ def _nonneg(index: Tensor, n: int | Tensor) -> Tensor:
 
 def gather(node: Node, xs: list[Any]) -> OpResult:
     x, index = xs
-    ax = _norm(node.i("axis", 0), x.dim())
+    ax = normalize_axis(node.i("axis", 0), x.dim())
     flat = _nonneg(index, x.shape[ax]).reshape(-1)
     return x.index_select(ax, flat).reshape(x.shape[:ax] + index.shape + x.shape[ax + 1:])
 
 
 def gather_elements(node: Node, xs: list[Any]) -> OpResult:
     x, index = xs
-    ax = _norm(node.i("axis", 0), x.dim())
+    ax = normalize_axis(node.i("axis", 0), x.dim())
     return torch.gather(x, ax, _nonneg(index, x.shape[ax]))
 
 
@@ -148,7 +151,7 @@ def scatter_nd(node: Node, xs: list[Any]) -> OpResult:
 
 def scatter_elements(node: Node, xs: list[Any]) -> OpResult:
     data, index, updates = xs
-    ax = _norm(node.i("axis", 0), data.dim())
+    ax = normalize_axis(node.i("axis", 0), data.dim())
     index = _nonneg(index, data.shape[ax])
     reduction = node.s("reduction", "none")
     if reduction == "none":
@@ -194,13 +197,13 @@ def pad(node: Node, xs: list[Any]) -> OpResult:
         value_arr = node.const(2)
         value = float(value_arr.reshape(-1)[0]) if value_arr is not None and value_arr.size else 0.0
         axes = node.const_ints(3)
-    axes = [_norm(a, x.dim()) for a in axes] if axes else list(range(x.dim()))
+    axes = [normalize_axis(a, x.dim()) for a in axes] if axes else list(range(x.dim()))
     n = len(axes)
     per_axis = dict.fromkeys(range(x.dim()), (0, 0))
     per_axis.update({a: (pads[i], pads[i + n]) for i, a in enumerate(axes)})
     mode = node.s("mode", "constant")
     if mode == "constant":
-        return _pad_spatial(x, [per_axis[a] for a in range(x.dim())], value)
+        return pad_trailing_dims(x, [per_axis[a] for a in range(x.dim())], value)
     for ax, (b, e) in per_axis.items():
         if b < 0 or e < 0:
             raise node.fail(f"negative pads in mode {mode!r} are not supported")

@@ -21,11 +21,11 @@ from graphpath.numeric.evaluator.ops_common import (
     OpFn,
     OpResult,
     Tensor,
-    _norm,
-    _pad_spatial,
-    _window_pads,
+    normalize_axis,
+    pad_trailing_dims,
+    window_pads,
 )
-from graphpath.numeric.evaluator.ops_layout import _axes
+from graphpath.numeric.evaluator.ops_layout import read_axes
 
 # --------------------------------------------------------------------------- resampling
 
@@ -103,7 +103,7 @@ def resize(node: Node, xs: list[Any]) -> OpResult:
         scales = node.const_floats(2) if node.has(2) else None
         sizes = node.const_ints(3) if node.has(3) else None
         coord = node.s("coordinate_transformation_mode", "half_pixel")
-    axes = [_norm(a, rank) for a in (node.ints("axes") or range(rank))]
+    axes = [normalize_axis(a, rank) for a in (node.ints("axes") or range(rank))]
     full_scales, full_sizes = [1.0] * rank, list(x.shape)
     if sizes:
         for a, n in zip(axes, sizes, strict=False):
@@ -145,7 +145,7 @@ def _pool_geometry(node: Node, x: Tensor) -> tuple[list[int], list[int], list[in
     strides = node.ints("strides") or [1] * nd
     dil = node.ints("dilations") or [1] * nd
     spatial = list(x.shape[2:])
-    pads = _window_pads(node, spatial, kernel, strides, dil)
+    pads = window_pads(node, spatial, kernel, strides, dil)
     rounding = math.ceil if node.i("ceil_mode", 0) else math.floor
     full = []
     for n, k, s, d, (b, e) in zip(spatial, kernel, strides, dil, pads, strict=False):
@@ -161,7 +161,7 @@ def max_pool(node: Node, xs: list[Any]) -> OpResult:
         raise node.fail("the Indices output is not supported")
     kernel, strides, dil, pads = _pool_geometry(node, x)
     fn = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[len(kernel) - 1]
-    return fn(_pad_spatial(x, pads, -math.inf), kernel, strides, 0, dil)
+    return fn(pad_trailing_dims(x, pads, -math.inf), kernel, strides, 0, dil)
 
 
 def average_pool(node: Node, xs: list[Any]) -> OpResult:
@@ -174,34 +174,39 @@ def average_pool(node: Node, xs: list[Any]) -> OpResult:
         return fn(x, kernel, strides)
     # Sum over the window divided by the count of cells that count: the input, plus the
     # declared pads when count_include_pad (never the ceil_mode overhang).
-    declared = _window_pads(node, list(x.shape[2:]), kernel, strides, dil)
+    declared = window_pads(node, list(x.shape[2:]), kernel, strides, dil)
     ones = torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype, device=x.device)
-    mask = _pad_spatial(ones, declared, 1.0 if node.i("count_include_pad", 0) else 0.0)
-    mask = _pad_spatial(mask, [(0, e - de) for (_, e), (_, de) in zip(pads, declared, strict=False)], 0.0)
-    return fn(_pad_spatial(x, pads, 0.0), kernel, strides) / fn(mask, kernel, strides)
+    mask = pad_trailing_dims(ones, declared, 1.0 if node.i("count_include_pad", 0) else 0.0)
+    overhang = [(0, e - de) for (_, e), (_, de) in zip(pads, declared, strict=False)]
+    mask = pad_trailing_dims(mask, overhang, 0.0)
+    return fn(pad_trailing_dims(x, pads, 0.0), kernel, strides) / fn(mask, kernel, strides)
 
 
-def _global(fn: Callable[..., Tensor]) -> OpFn:
+def global_pool_op(fn: Callable[..., Tensor]) -> OpFn:
+    """GlobalAveragePool/GlobalMaxPool: ``fn`` over every spatial dim, kept as size 1."""
     return lambda node, xs: fn(xs[0], dim=list(range(2, xs[0].dim())), keepdim=True)
 
 
 # --------------------------------------------------------------------------- reductions, search
 
 
-def _reduce(fn: Callable[[Tensor, list[int], bool], Tensor]) -> OpFn:
+def reduce_op(fn: Callable[[Tensor, list[int], bool], Tensor]) -> OpFn:
+    """A Reduce* op from ``fn(x, dims, keepdims)``: axes from the attribute or input 1, none
+    meaning all (or the identity with ``noop_with_empty_axes``)."""
     def run(node: Node, xs: list[Any]) -> OpResult:
         x = xs[0]
-        axes = _axes(node, 1)
+        axes = read_axes(node, 1)
         if not axes:
             if node.i("noop_with_empty_axes", 0):
                 return x
             axes = list(range(x.dim()))
-        return fn(x, [_norm(a, x.dim()) for a in axes], bool(node.i("keepdims", 1)))
+        return fn(x, [normalize_axis(a, x.dim()) for a in axes], bool(node.i("keepdims", 1)))
 
     return run
 
 
-def _prod(x: Tensor, dims: list[int], keep: bool) -> Tensor:
+def prod_over_dims(x: Tensor, dims: list[int], keep: bool) -> Tensor:
+    """The product over several dims (``torch.prod`` takes one), for ReduceProd."""
     for d in sorted(dims, reverse=True):
         x = x.prod(d, keepdim=keep)
     return x
@@ -216,10 +221,11 @@ def top_k(node: Node, xs: list[Any]) -> OpResult:
     return values.narrow(axis, 0, k), indices.narrow(axis, 0, k).long()
 
 
-def _arg(fn: Callable[..., Tensor]) -> OpFn:
+def arg_reduce_op(fn: Callable[..., Tensor]) -> OpFn:
+    """ArgMax/ArgMin from ``torch.argmax``/``torch.argmin``, ``select_last_index`` included."""
     def run(node: Node, xs: list[Any]) -> OpResult:
         x = xs[0]
-        axis, keep = _norm(node.i("axis", 0), x.dim()), bool(node.i("keepdims", 1))
+        axis, keep = normalize_axis(node.i("axis", 0), x.dim()), bool(node.i("keepdims", 1))
         if node.i("select_last_index", 0):
             return x.shape[axis] - 1 - fn(x.flip(axis), dim=axis, keepdim=keep)
         return fn(x, dim=axis, keepdim=keep)
@@ -229,7 +235,7 @@ def _arg(fn: Callable[..., Tensor]) -> OpFn:
 
 def cumsum(node: Node, xs: list[Any]) -> OpResult:
     x = xs[0]
-    axis = _norm((node.const_ints(1) or [0])[0], x.dim())
+    axis = normalize_axis((node.const_ints(1) or [0])[0], x.dim())
     if node.i("reverse", 0):
         x = x.flip(axis)
     y = torch.cumsum(x, axis)

@@ -27,11 +27,11 @@ from graphpath.numeric.evaluator.ops_common import (
     OpFn,
     OpResult,
     Tensor,
-    _norm,
-    _pad_spatial,
-    _window_pads,
+    normalize_axis,
+    pad_trailing_dims,
     to_tensor,
     torch_dtype,
+    window_pads,
 )
 from graphpath.numeric.evaluator.ops_layout import (
     concat,
@@ -54,14 +54,14 @@ from graphpath.numeric.evaluator.ops_layout import (
     unsqueeze,
 )
 from graphpath.numeric.evaluator.ops_resample import (
-    _arg,
-    _global,
-    _prod,
-    _reduce,
+    arg_reduce_op,
     average_pool,
     cumsum,
+    global_pool_op,
     grid_sample,
     max_pool,
+    prod_over_dims,
+    reduce_op,
     resize,
     top_k,
     upsample,
@@ -80,11 +80,11 @@ def conv(node: Node, xs: list[Any]) -> OpResult:
     nd = x.dim() - 2
     strides = node.ints("strides") or [1] * nd
     dil = node.ints("dilations") or [1] * nd
-    pads = _window_pads(node, x.shape[2:], w.shape[2:], strides, dil)
+    pads = window_pads(node, x.shape[2:], w.shape[2:], strides, dil)
     if all(p == q for p, q in pads):
         padding = [p for p, _ in pads]
     else:
-        x, padding = _pad_spatial(x, pads, 0.0), [0] * nd
+        x, padding = pad_trailing_dims(x, pads, 0.0), [0] * nd
     fn = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
     return fn(x, w, b, strides, padding, dil, node.i("group", 1))
 
@@ -116,7 +116,7 @@ def conv_transpose(node: Node, xs: list[Any]) -> OpResult:
         length = n - pb - pe + op
         y = y.narrow(ax, pb, min(length, n - pb))
         if length > n - pb:  # output_padding past the full output: zeros (the bias comes next)
-            y = _pad_spatial(y, [(0, length - (n - pb))] + [(0, 0)] * (y.dim() - ax - 1), 0.0)
+            y = pad_trailing_dims(y, [(0, length - (n - pb))] + [(0, 0)] * (y.dim() - ax - 1), 0.0)
     if b is not None:
         y = y + b.reshape((1, -1) + (1,) * nd)
     return y
@@ -158,7 +158,7 @@ def instance_norm(node: Node, xs: list[Any]) -> OpResult:
 def layer_norm(node: Node, xs: list[Any]) -> OpResult:
     x, scale = xs[0], xs[1]
     bias = xs[2] if len(xs) > 2 else None
-    dims = list(range(_norm(node.i("axis", -1), x.dim()), x.dim()))
+    dims = list(range(normalize_axis(node.i("axis", -1), x.dim()), x.dim()))
     mean = x.mean(dims, keepdim=True)
     d = x - mean
     inv = torch.rsqrt((d * d).mean(dims, keepdim=True) + node.f("epsilon", 1e-5))
@@ -243,7 +243,7 @@ def _softmax(fn: Callable[..., Tensor]) -> OpFn:
         x = xs[0]
         if node.opset >= 13:
             return fn(x, dim=node.i("axis", -1))
-        axis = _norm(node.i("axis", 1), x.dim())  # opset < 13: coerce to 2-D at axis
+        axis = normalize_axis(node.i("axis", 1), x.dim())  # opset < 13: coerce to 2-D at axis
         return fn(x.reshape(math.prod(x.shape[:axis]), -1), dim=1).reshape(x.shape)
 
     return run
@@ -344,17 +344,18 @@ OPS: dict[str, OpFn] = {
     # resampling and pooling
     "Resize": resize, "Upsample": upsample, "GridSample": grid_sample,
     "MaxPool": max_pool, "AveragePool": average_pool,
-    "GlobalAveragePool": _global(torch.mean), "GlobalMaxPool": _global(torch.amax),
+    "GlobalAveragePool": global_pool_op(torch.mean), "GlobalMaxPool": global_pool_op(torch.amax),
     # reductions and search
-    "ReduceSum": _reduce(lambda x, d, k: x.sum(d, keepdim=k)),
-    "ReduceMean": _reduce(lambda x, d, k: x.mean(d, keepdim=k)),
-    "ReduceMax": _reduce(lambda x, d, k: x.amax(d, keepdim=k)),
-    "ReduceMin": _reduce(lambda x, d, k: x.amin(d, keepdim=k)),
-    "ReduceProd": _reduce(_prod),
-    "ReduceL2": _reduce(lambda x, d, k: torch.sqrt((x * x).sum(d, keepdim=k))),
-    "ReduceSumSquare": _reduce(lambda x, d, k: (x * x).sum(d, keepdim=k)),
-    "ReduceLogSumExp": _reduce(lambda x, d, k: torch.logsumexp(x, d, keepdim=k)),
-    "TopK": top_k, "ArgMax": _arg(torch.argmax), "ArgMin": _arg(torch.argmin), "CumSum": cumsum,
+    "ReduceSum": reduce_op(lambda x, d, k: x.sum(d, keepdim=k)),
+    "ReduceMean": reduce_op(lambda x, d, k: x.mean(d, keepdim=k)),
+    "ReduceMax": reduce_op(lambda x, d, k: x.amax(d, keepdim=k)),
+    "ReduceMin": reduce_op(lambda x, d, k: x.amin(d, keepdim=k)),
+    "ReduceProd": reduce_op(prod_over_dims),
+    "ReduceL2": reduce_op(lambda x, d, k: torch.sqrt((x * x).sum(d, keepdim=k))),
+    "ReduceSumSquare": reduce_op(lambda x, d, k: (x * x).sum(d, keepdim=k)),
+    "ReduceLogSumExp": reduce_op(lambda x, d, k: torch.logsumexp(x, d, keepdim=k)),
+    "TopK": top_k, "ArgMax": arg_reduce_op(torch.argmax), "ArgMin": arg_reduce_op(torch.argmin),
+    "CumSum": cumsum,
     # shape arithmetic and constants (folded at load)
     "Constant": constant, "ConstantOfShape": constant_of_shape, "Range": range_,
     "Shape": shape, "Size": size, "NonZero": nonzero,
