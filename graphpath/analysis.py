@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphpath import onnx_io
 from graphpath.blocks.base import BlockMatch
@@ -22,6 +22,10 @@ from graphpath.model.layers import LayerGraph
 from graphpath.model.loaded import LoadedModel
 from graphpath.model.summary import summarize_layers, summarize_model
 from graphpath.report import Report
+
+if TYPE_CHECKING:
+    from graphpath.blocks.notes import ExportNote
+    from graphpath.fingerprint.generation import Fingerprint
 
 
 @dataclass(frozen=True)
@@ -43,15 +47,15 @@ class Structure:
 
     blocks: tuple[BlockMatch, ...]
     block_counts: dict[str, int]
-    fingerprint: Any
-    notes: tuple[Any, ...]
+    fingerprint: Fingerprint
+    notes: tuple[ExportNote, ...]
 
     def sections(self) -> tuple[tuple[str, Any], ...]:
         return (
-            ("blocks", [m.to_dict() for m in self.blocks]),
+            ("blocks", self.blocks),
             ("block_counts", dict(self.block_counts)),
-            ("fingerprint", self.fingerprint.to_dict()),
-            ("export_notes", [n.to_dict() for n in self.notes]),
+            ("fingerprint", self.fingerprint),
+            ("export_notes", self.notes),
         )
 
 

@@ -141,8 +141,17 @@ class Report:
             "layers": self.layers.to_dict(),
         }
         for name, value in self.sections:
-            out[name] = value.to_dict() if hasattr(value, "to_dict") else value
+            out[name] = _json_section(value)
         return out
+
+
+def _json_section(value: Any) -> Any:
+    """A section's JSON form: its ``to_dict()``, a list of its items' ``to_dict()``, or itself."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, (tuple, list)):
+        return [v.to_dict() if hasattr(v, "to_dict") else v for v in value]
+    return value
 
 
 # --------------------------------------------------------------------------- reading and rounding

@@ -43,13 +43,9 @@ def render(table: StabilityTable, width: int | None = None) -> str:
 def render_row_text(row: StabilityRow) -> str:
     """One line: generation, main blocks, size, paths, verdict and the seed's claim.
 
-    >>> from graphpath.stability.table import build_row
-    >>> r = build_row({"model": {"file_name": "m.onnx"}, "layers": {"unit_total": 3, "depth": 2},
-    ...                "fingerprint": {"generation": "v3"}, "block_counts": {"residual": 2},
-    ...                "paths": {"total": {"log2": 3.0}, "shortest": {"length": 2},
-    ...                          "longest": {"length": 4}, "effective_depth": {"mean": 3.0}}}, None)
-    >>> print(render_row_text(r))
-    stability: m.onnx · v3 · residual · 3 units, depth 2 · 10^0.90 gradient paths, length 2–4 (mean 3.0) · not measured · seed v3 claims ✅ stable (residual bounds the gradient)
+    Example::
+
+        stability: m.onnx · v3 · residual · 3 units, depth 2 · 10^0.90 gradient paths, length 2–4 (mean 3.0) · not measured · seed v3 claims ✅ stable (residual bounds the gradient)
     """
     paths = ("paths n/a" if row.paths_log10 is None else
              f"10^{row.paths_log10:.2f} gradient paths, length {cell(row, 'shortest_path')}–"

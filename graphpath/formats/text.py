@@ -83,6 +83,5 @@ def render(report: Report, width: int = 100) -> str:
         from graphpath.formats.table_text import render_row_text
         from graphpath.stability.table import build_row
 
-        data = report.to_dict()
-        out += "\n" + render_row_text(build_row(data, data.get("numeric"))) + "\n"
+        out += "\n" + render_row_text(build_row(report)) + "\n"
     return out

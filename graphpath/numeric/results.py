@@ -17,6 +17,7 @@ from graphpath.numeric.measures import OperatorNorm
 from graphpath.numeric.metrics import Verdict, VerdictThresholds
 from graphpath.numeric.options import BackwardOptions
 from graphpath.numeric.probes import HeadCut
+from graphpath.report import round_float
 
 __all__ = ["BackendAgreement", "BlockResult", "DeadFraction", "NumericReport", "Parity", "UnitGradient",
            "Verdict", "json_ready"]
@@ -26,7 +27,7 @@ def _json_float(x: float) -> float | str:
     x = float(x)
     if not math.isfinite(x):
         return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    return float(f"{x:.6g}")
+    return round_float(x, significant=6)
 
 
 def json_ready(obj: Any) -> Any:

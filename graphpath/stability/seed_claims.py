@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 # --------------------------------------------------------------------------- verdicts
 
@@ -213,27 +214,40 @@ def topology_reason(counts: Mapping[str, int], paths_total_log2: float | None) -
     return "; ".join(parts)
 
 
-def seed_structure_check(claim: SeedClaim, counts: Mapping[str, int]) -> str:
+#: What a graph says about the structure a seed's reason rests on.
+StructureOutcome = Literal["shows it", "not in this graph", "contradicts it", "training-time only", "nothing to check"]
+
+
+@dataclass(frozen=True)
+class StructureCheck:
+    """:func:`seed_structure_check`'s answer: the outcome, and the sentence the table shows."""
+
+    outcome: StructureOutcome
+    text: str
+
+
+def seed_structure_check(claim: SeedClaim, counts: Mapping[str, int]) -> StructureCheck:
     """Whether the graph shows what the seed's reason rests on.
 
-    >>> seed_structure_check(SEED_CLAIMS["v3"], {"residual": 23})
+    >>> seed_structure_check(SEED_CLAIMS["v3"], {"residual": 23}).text
     'shows it: 23 residual'
     >>> seed_structure_check(SEED_CLAIMS["v9"], {"gelan": 8})
-    'not in this graph: PGI (export drops training-time structure)'
+    StructureCheck(outcome='not in this graph', text='not in this graph: PGI (export drops training-time structure)')
     """
     has = {k: v for k, v in counts.items() if v}
     if not claim.graph_visible:
-        return "training-time only, not in any exported graph"
+        return StructureCheck("training-time only", "training-time only, not in any exported graph")
     found_forbidden = [k for k in claim.forbids if k in has]
     if found_forbidden:
-        return "contradicts it: " + ", ".join(f"{has[k]} {_KIND_LABEL.get(k, k)}" for k in found_forbidden)
+        return StructureCheck("contradicts it", "contradicts it: " + ", ".join(
+            f"{has[k]} {_KIND_LABEL.get(k, k)}" for k in found_forbidden))
     if claim.requires:
         present = [k for k in claim.requires if k in has]
         if not present:
             missing = "/".join(_KIND_LABEL.get(k, k) for k in claim.requires)
             why = " (export drops training-time structure)" if "pgi" in claim.requires or "repvgg" in claim.requires else ""
-            return f"not in this graph: {missing}{why}"
-        return "shows it: " + ", ".join(f"{has[k]} {_KIND_LABEL.get(k, k)}" for k in present)
+            return StructureCheck("not in this graph", f"not in this graph: {missing}{why}")
+        return StructureCheck("shows it", "shows it: " + ", ".join(f"{has[k]} {_KIND_LABEL.get(k, k)}" for k in present))
     if claim.forbids:
-        return "shows it: no shortcut"
-    return "nothing structural to check"
+        return StructureCheck("shows it", "shows it: no shortcut")
+    return StructureCheck("nothing to check", "nothing structural to check")

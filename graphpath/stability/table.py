@@ -11,9 +11,10 @@ Every renderer in ``graphpath.formats.table_*`` takes a :class:`StabilityTable` 
 else; :meth:`StabilityTable.to_dict` is the JSON form (schema
 ``graphpath/schemas/stability-table.schema.json``).
 
->>> row = build_row({"model": {"file_name": "m.onnx"}, "layers": {"unit_total": 3, "depth": 2}}, None)
->>> row.verdict, row.seed_agreement
-('not measured', 'no seed row')
+Rows are built from the typed reports (:func:`build_row`), never from their JSON::
+
+    row = build_row(analyze(model), run_backward(model))
+    row.verdict, row.seed_agreement          # ('stable', 'agree')
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from graphpath.paths.counts import ROUND as PATH_ROUND
+from graphpath.report import Report, round_float
 from graphpath.stability.seed_claims import (
     GENERATION_ORDER,
     NOT_AVAILABLE,
@@ -40,6 +43,13 @@ from graphpath.stability.seed_claims import (
     verdict_label,
 )
 
+if TYPE_CHECKING:
+    from graphpath.fingerprint.generation import Fingerprint
+    from graphpath.model.loaded import LoadedModel
+    from graphpath.numeric.results import NumericReport
+    from graphpath.paths.counts import PathCount
+    from graphpath.paths.results import PathReport
+
 TABLE_SCHEMA_VERSION = "1.0"
 
 Progress = Callable[[int, int, str], None]
@@ -47,36 +57,22 @@ Progress = Callable[[int, int, str], None]
 # --------------------------------------------------------------------------- rows
 
 
-def _num(x: Any) -> float | None:
-    """A finite float or ``None`` (``"nan"``, ``None``, strings and non-finite values)."""
-    if isinstance(x, bool) or x is None:
-        return None
-    if isinstance(x, (int, float)):
-        f = float(x)
-        return f if math.isfinite(f) else None
-    if isinstance(x, str):
-        try:
-            f = float(x)
-        except ValueError:
-            return None
-        return f if math.isfinite(f) else None
-    return None
+#: How a row's measured verdict stands against the seed's claim.
+Agreement = Literal["agree", "disagree", "not measured", "no seed row"]
+
+
+def _finite(x: float | None) -> float | None:
+    """``x`` when it is a finite number, else ``None`` (a cell that could not be measured)."""
+    return x if x is not None and math.isfinite(x) else None
 
 
 def _r6(x: float | None) -> float | None:
-    return None if x is None else float(f"{x:.6g}")
+    return None if x is None else round_float(x, significant=6)
 
 
-def _int(x: Any) -> int | None:
-    return x if isinstance(x, int) and not isinstance(x, bool) else None
-
-
-def _get(d: Any, *keys: str) -> Any:
-    for k in keys:
-        if not isinstance(d, Mapping):
-            return None
-        d = d.get(k)
-    return d
+def _path_log2(count: PathCount) -> float | None:
+    """A path count's log2 as the paths report states it (6 decimal places)."""
+    return None if count.log2 is None else _finite(round_float(count.log2, places=PATH_ROUND))
 
 
 @dataclass(frozen=True)
@@ -131,7 +127,7 @@ class StabilityRow:
     seed_verdict: str | None
     seed_reason: str | None
     seed_structure: str | None
-    seed_agreement: str
+    seed_agreement: Agreement
     curve: tuple[tuple[int, float], ...] = ()
     path_lengths: tuple[tuple[int, float], ...] = ()
     block_gains: tuple[tuple[str, float], ...] = ()
@@ -175,104 +171,93 @@ class StabilityRow:
         }
 
 
-def _numeric_fields(numeric: Mapping[str, Any]) -> dict[str, Any]:
-    """The measured columns from ``NumericReport.to_dict()``, tolerant of missing pieces."""
-    v = numeric.get("verdict")
-    verdict_value = v.get("value") if isinstance(v, Mapping) else v
-    verdict_reason = v.get("reason") if isinstance(v, Mapping) else numeric.get("reason")
-    r = numeric.get("ratio")
-    ratio = _num(r.get("value") if isinstance(r, Mapping) else r)
-    b = numeric.get("blocks")
-    items = b.get("items") if isinstance(b, Mapping) else b
-    gains: list[tuple[str, float]] = []
-    sigmas: list[float] = []
-    for it in items if isinstance(items, list) else []:
-        if not isinstance(it, Mapping):
-            continue
-        g = _num(it.get("gain"))
-        if g is not None:
-            gains.append((str(it.get("name", "")), g))
-        s = _num(it.get("jacobian_sigma_lower_bound", it.get("jacobian_sigma")))
-        if s is not None:
-            sigmas.append(s)
-    dead = numeric.get("dead")
-    dead_n = dead_t = 0.0
-    if isinstance(dead, Mapping):
-        for entry in dead.values():
-            if isinstance(entry, Mapping):
-                dead_n += _num(entry.get("dead")) or 0.0
-                dead_t += _num(entry.get("total")) or 0.0
-    curve: list[tuple[int, float]] = []
-    for c in numeric.get("curve") or ():
-        if isinstance(c, Mapping):
-            d, g = _int(c.get("depth")), _num(c.get("rel_grad_norm"))
-            if d is not None and g is not None:
-                curve.append((d, _r6(g) or 0.0))
-    return {
-        "numeric_verdict": str(verdict_value) if verdict_value is not None else None,
-        "numeric_reason": str(verdict_reason) if verdict_reason else "",
-        "ratio": _r6(ratio),
-        "min_block_gain": _r6(min((g for _, g in gains), default=None)),
-        "max_block_gain": _r6(max((g for _, g in gains), default=None)),
-        "max_block_jacobian": _r6(max(sigmas, default=None)),
-        "dead_fraction": _r6(dead_n / dead_t) if dead_t else None,
-        "curve": tuple(curve),
-        "block_gains": tuple((n, _r6(g) or 0.0) for n, g in gains),
-    }
+@dataclass(frozen=True)
+class _Measured:
+    """The measured columns of one row, from its :class:`NumericReport`."""
+
+    verdict: str
+    reason: str
+    ratio: float | None
+    min_block_gain: float | None
+    max_block_gain: float | None
+    max_block_jacobian: float | None
+    dead_fraction: float | None
+    curve: tuple[tuple[int, float], ...]
+    block_gains: tuple[tuple[str, float], ...]
+
+
+def _measured(numeric: NumericReport) -> _Measured:
+    gains = [(b.name, g) for b in numeric.blocks if (g := _finite(b.gain)) is not None]
+    sigmas = [s for b in numeric.blocks if (s := _finite(b.jacobian_sigma)) is not None]
+    dead_n = sum(d.dead for d in numeric.dead.values())
+    dead_t = sum(d.total for d in numeric.dead.values())
+    return _Measured(
+        verdict=numeric.verdict,
+        reason=numeric.reason,
+        ratio=_r6(_finite(numeric.ratio)),
+        min_block_gain=_r6(min((g for _, g in gains), default=None)),
+        max_block_gain=_r6(max((g for _, g in gains), default=None)),
+        max_block_jacobian=_r6(max(sigmas, default=None)),
+        dead_fraction=_r6(dead_n / dead_t) if dead_t else None,
+        curve=tuple((c.depth, _r6(c.rel_grad_norm) or 0.0) for c in numeric.curve
+                    if _finite(c.rel_grad_norm) is not None),
+        block_gains=tuple((n, _r6(g) or 0.0) for n, g in gains),
+    )
 
 
 def _g(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3g}"
 
 
-def build_row(report: Mapping[str, Any], numeric: Mapping[str, Any] | None,
+def build_row(report: Report, numeric: NumericReport | None = None,
               *, numeric_error: str | None = None, label: str | None = None) -> StabilityRow:
-    """One row from ``Report.to_dict()`` and, if it ran, ``NumericReport.to_dict()``.
+    """One row from a model's :class:`~graphpath.report.Report` and, if it ran, its
+    :class:`~graphpath.numeric.results.NumericReport` (default: the report's own ``numeric``
+    section).
 
-    Missing sections give ``None`` cells, never an exception. ``numeric_error`` says why a
-    numeric pass that was asked for gave nothing (the verdict is then ``n/a``). ``label``
-    names the model instead of its file name (see :func:`model_labels`).
+    Sections that were not computed give ``None`` cells. ``numeric_error`` says why a numeric
+    pass that was asked for gave nothing (the verdict is then ``n/a``). ``label`` names the
+    model instead of its file name (see :func:`model_labels`).
     """
-    model = label or str(_get(report, "model", "file_name") or "?")
-    fp_raw = report.get("fingerprint")
-    fp: Mapping[str, Any] = fp_raw if isinstance(fp_raw, Mapping) else {}
-    generation = str(fp.get("generation") or "unknown")
-    counts_raw = report.get("block_counts")
-    counts: dict[str, int] = ({str(k): int(v) for k, v in counts_raw.items() if isinstance(v, int)}
-                              if isinstance(counts_raw, Mapping) else {})
-    paths_raw = report.get("paths")
-    paths: Mapping[str, Any] = paths_raw if isinstance(paths_raw, Mapping) else {}
-    log2 = _num(_get(paths, "total", "log2"))
-    hist: list[tuple[int, float]] = []
-    for b in _get(paths, "length_histogram", "bins") or ():
-        if isinstance(b, Mapping) and _int(b.get("length")) is not None and _num(b.get("log2")) is not None:
-            hist.append((int(b["length"]), float(b["log2"])))
+    model = label or report.model.file_name
+    fp: Fingerprint | None = report.section("fingerprint")
+    generation = fp.generation if fp is not None else "unknown"
+    counts: dict[str, int] = dict(report.section("block_counts") or {})
+    paths: PathReport | None = report.section("paths")
+    log2 = _path_log2(paths.total) if paths is not None else None
+    hist: tuple[tuple[int, float], ...] = ()
+    if paths is not None and paths.histogram is not None:
+        hist = tuple((k, lg) for k, c in paths.histogram.bins if (lg := _path_log2(c)) is not None)
+    mean_depth = None if paths is None or paths.effective_depth.mean is None \
+        else _finite(round_float(paths.effective_depth.mean, places=PATH_ROUND))
 
-    nf = _numeric_fields(numeric) if numeric is not None else None
+    if numeric is None and numeric_error is None:
+        numeric = report.section("numeric")
+    nf = _measured(numeric) if numeric is not None else None
     if nf is not None:
-        nv = nf["numeric_verdict"]
-        verdict = NUMERIC_TO_TABLE.get(nv or "", NOT_AVAILABLE)
+        verdict = NUMERIC_TO_TABLE.get(nf.verdict, NOT_AVAILABLE)
     elif numeric_error is not None:
         verdict = NOT_AVAILABLE
     else:
         verdict = NOT_MEASURED
 
     claim = SEED_CLAIMS.get(generation)
+    agreement: Agreement
     if claim is None:
         agreement = "no seed row"
     elif verdict in VERDICT_GLYPHS:
         agreement = "agree" if verdict == claim.verdict else "disagree"
     else:
-        agreement = NOT_MEASURED
+        agreement = "not measured"
     structure = seed_structure_check(claim, counts) if claim else None
 
     # the key reason: measurement first (when there is one), then topology, then the seed
     topo = topology_reason(counts, log2) if counts else "no blocks detected"
     parts: list[str] = []
     if nf is not None:
-        measured = f"ratio {_g(nf['ratio'])} → {nf['numeric_verdict'] or 'n/a'}"
-        if nf["dead_fraction"] is not None and nf["dead_fraction"] >= 0.1:
-            measured += f"; {nf['dead_fraction']:.0%} dead activations"
+        measured = f"ratio {_g(nf.ratio)} → {nf.verdict}"
+        if nf.dead_fraction is not None and nf.dead_fraction >= 0.1:
+            measured += f"; {nf.dead_fraction:.0%} dead activations"
         if claim is not None and agreement == "disagree":
             parts.append(f"seed claims {claim.verdict} for {claim.row} ({claim.reason}); "
                          f"measured at these weights: {measured}")
@@ -284,36 +269,37 @@ def build_row(report: Mapping[str, Any], numeric: Mapping[str, Any] | None,
             parts.append("numeric pass failed: " + " ".join(numeric_error.split()))
         parts.append(topo)
     if agreement == "disagree" and structure is not None \
-            and structure.startswith(("not in", "contradicts", "training-time")):
-        parts.append(f"seed's reason: {structure}")
+            and structure.outcome in ("not in this graph", "contradicts it", "training-time only"):
+        parts.append(f"seed's reason: {structure.text}")
+    confidence = None if fp is None else _r6(round_float(fp.confidence, places=3))
     return StabilityRow(
         model=model,
         generation=generation,
-        confidence=_r6(_num(fp.get("confidence"))),
-        architecture=(f"{fp['variant']}: " if fp.get("variant") else "") + (architecture(counts) if counts else "-"),
-        units=_int(_get(report, "layers", "unit_total")),
-        depth=_int(_get(report, "layers", "depth")),
+        confidence=confidence,
+        architecture=(f"{fp.variant}: " if fp is not None and fp.variant else "")
+        + (architecture(counts) if counts else "-"),
+        units=report.layers.unit_total,
+        depth=report.layers.depth,
         paths_log10=None if log2 is None else round(log2 * math.log10(2), 2),
-        shortest_path=_int(_get(paths, "shortest", "length")),
-        longest_path=_int(_get(paths, "longest", "length")),
-        effective_depth=None if _num(_get(paths, "effective_depth", "mean")) is None
-        else round(float(_get(paths, "effective_depth", "mean")), 1),
-        ratio=nf["ratio"] if nf else None,
-        min_block_gain=nf["min_block_gain"] if nf else None,
-        max_block_gain=nf["max_block_gain"] if nf else None,
-        max_block_jacobian=nf["max_block_jacobian"] if nf else None,
-        dead_fraction=nf["dead_fraction"] if nf else None,
+        shortest_path=paths.shortest.length if paths is not None else None,
+        longest_path=paths.longest.length if paths is not None else None,
+        effective_depth=None if mean_depth is None else round(mean_depth, 1),
+        ratio=nf.ratio if nf else None,
+        min_block_gain=nf.min_block_gain if nf else None,
+        max_block_gain=nf.max_block_gain if nf else None,
+        max_block_jacobian=nf.max_block_jacobian if nf else None,
+        dead_fraction=nf.dead_fraction if nf else None,
         verdict=verdict,
-        numeric_verdict=nf["numeric_verdict"] if nf else None,
+        numeric_verdict=nf.verdict if nf else None,
         reason="; ".join(p for p in parts if p),
         seed_row=claim.row if claim else None,
         seed_verdict=claim.verdict if claim else None,
         seed_reason=claim.reason if claim else None,
-        seed_structure=structure,
+        seed_structure=structure.text if structure else None,
         seed_agreement=agreement,
-        curve=nf["curve"] if nf else (),
-        path_lengths=tuple(hist),
-        block_gains=nf["block_gains"] if nf else (),
+        curve=nf.curve if nf else (),
+        path_lengths=hist,
+        block_gains=nf.block_gains if nf else (),
         numeric_error=numeric_error,
     )
 
@@ -409,30 +395,29 @@ def make_table(rows: Iterable[StabilityRow], *, numeric: bool = False,
 # --------------------------------------------------------------------------- running
 
 
-def _static_report(path: str) -> dict[str, Any]:
-    """Worker: the static report dict of one model (module level, so it pickles)."""
+def _static_report(path: str) -> Report:
+    """Worker: the static report of one model (module level, so it pickles)."""
     from graphpath.analysis import analyze
     from graphpath.errors import GraphpathError
 
     try:
-        return analyze(path).to_dict()
+        return analyze(path)
     except GraphpathError as exc:
         # re-raise as the plain class: subclasses with other constructors do not unpickle
         raise GraphpathError(str(exc)) from None
 
 
-def _numeric_report(path: str, options: Any, progress: Progress | None) -> dict[str, Any]:
+def _numeric_report(model: LoadedModel, options: Any, progress: Progress | None) -> NumericReport:
     try:
         import torch  # noqa: F401  (run_backward imports it first; turn absence into the install hint)
     except ImportError as exc:
         from graphpath.errors import MissingExtraError
 
         raise MissingExtraError("torch", "torch", "the numeric backward pass (report --numeric)") from exc
-    from graphpath.numeric.backward import BackwardOptions, run_backward
+    from graphpath.numeric.backward import run_backward
+    from graphpath.numeric.options import BackwardOptions
 
-    opts = options if options is not None else BackwardOptions()
-    result: dict[str, Any] = run_backward(path, opts, progress=progress).to_dict()
-    return result
+    return run_backward(model, options if options is not None else BackwardOptions(), progress=progress)
 
 
 def model_labels(paths: Sequence[str]) -> list[str]:
@@ -458,9 +443,10 @@ def report_models(paths: Sequence[str | os.PathLike[str]], *, numeric: bool = Fa
                   order: str = "generation") -> StabilityTable:
     """Analyse every model and build the table.
 
-    The static part runs in ``jobs`` processes (:class:`concurrent.futures.ProcessPoolExecutor`;
-    results are collected in input order, so the output does not depend on ``jobs``); the numeric
-    part runs one model at a time (it is memory- and core-hungry). ``progress(done, total,
+    Without ``numeric``, the models run in ``jobs`` processes
+    (:class:`concurrent.futures.ProcessPoolExecutor`; results are collected in input order, so the
+    output does not depend on ``jobs``). With ``numeric``, one model at a time (the numeric pass is
+    memory- and core-hungry and dominates): each file is parsed once for both passes. ``progress(done, total,
     label)`` is called after each step (and, with the same ``done``, after each step inside a
     model's numeric pass). A numeric failure on one model (unsupported op, parity
     refused) is recorded in its row (verdict ``n/a``); a static failure or a missing torch raises
@@ -482,39 +468,47 @@ def report_models(paths: Sequence[str | os.PathLike[str]], *, numeric: bool = Fa
         if progress is not None:
             progress(done, total, label)
 
-    statics: list[dict[str, Any]] = []
-    if jobs == 1 or len(names) == 1:
-        for n in names:
-            statics.append(_static_report(n))
-            tick(f"{Path(n).name}: static")
-    else:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=min(jobs, len(names))) as pool:
-            for n, rep in zip(names, pool.map(_static_report, names), strict=True):
-                statics.append(rep)
-                tick(f"{Path(n).name}: static")
-
-    rows: list[StabilityRow] = []
-    opts_dict: dict[str, Any] = {}
     labels = model_labels(names)
-    for n, rep, label in zip(names, statics, labels, strict=True):
-        if not numeric:
-            rows.append(build_row(rep, None, label=label))
-            continue
+    if not numeric:
+        statics: list[Report] = []
+        if jobs == 1 or len(names) == 1:
+            for n in names:
+                statics.append(_static_report(n))
+                tick(f"{Path(n).name}: static")
+        else:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=min(jobs, len(names))) as pool:
+                for n, rep in zip(names, pool.map(_static_report, names), strict=True):
+                    statics.append(rep)
+                    tick(f"{Path(n).name}: static")
+        rows = [build_row(rep, None, label=label) for rep, label in zip(statics, labels, strict=True)]
+        return make_table(rows, numeric=False, order=order)
+
+    # numeric: one model at a time, each file parsed once for both passes
+    from graphpath import onnx_io
+    from graphpath.analysis import analyze
+
+    rows = []
+    opts_dict: dict[str, Any] = {}
+    for n, label in zip(names, labels, strict=True):
+        model = onnx_io.open_model(n)
+        rep = analyze(model)
+        tick(f"{Path(n).name}: static")
+
         def sub(_d: int, _t: int, label: str, name: str = Path(n).name) -> None:
             # steps inside one model's numeric pass: same ``done``, a finer label
             if progress is not None:
                 progress(done, total, f"{name}: numeric {label}")
 
         try:
-            num = _numeric_report(n, backward_options, sub)
+            num = _numeric_report(model, backward_options, sub)
         except MissingExtraError:
             raise
         except GraphpathError as exc:
             rows.append(build_row(rep, None, numeric_error=str(exc), label=label))
         else:
-            opts_dict = dict(num.get("options") or {})
+            opts_dict = num.options.echo()
             rows.append(build_row(rep, num, label=label))
         tick(f"{Path(n).name}: numeric")
     return make_table(rows, numeric=numeric, numeric_options=opts_dict, order=order)
@@ -557,12 +551,10 @@ STATIC_COLUMNS: tuple[str, ...] = ("model", "generation", "architecture", "units
 
 
 def cell(row: StabilityRow, key: str) -> str:
-    """The display text of one cell (shared by the text, Markdown and HTML renderers).
-
-    >>> r = build_row({"model": {"file_name": "m.onnx"}, "layers": {"unit_total": 3, "depth": 2}}, None)
-    >>> cell(r, "units"), cell(r, "ratio"), cell(r, "verdict")
-    ('3', 'n/a', 'not measured')
-    """
+    """The display text of one cell (shared by the text, Markdown and HTML renderers): a
+    measured column that was not measured reads ``n/a``, another missing value ``-``, the
+    verdicts their labels, path counts as log10 with two decimals, other floats with three
+    significant digits."""
     v = getattr(row, key)
     if key == "verdict":
         return row.verdict_label

@@ -1,10 +1,10 @@
 """Stability-table fixtures: the CLI group, the reference models' static reports, fake numeric
-reports shaped like ``NumericReport.to_dict()``, and a model whose names try to break out."""
+reports (real :class:`NumericReport` objects holding made-up numbers), and a model whose names
+try to break out."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 import numpy as np
@@ -14,6 +14,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphpath.cli.main import GraphpathGroup
 from graphpath.cli.report import report
+from graphpath.numeric.metrics import Verdict
+from graphpath.numeric.options import BackwardOptions
+from graphpath.numeric.results import BlockResult, DeadFraction, NumericReport, Parity, UnitGradient
+from graphpath.report import Report
 from graphpath.stability.table import StabilityTable, build_row, make_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,33 +39,30 @@ def report_cli() -> click.Group:
 
 
 @pytest.fixture(scope="session")
-def static_reports() -> dict[str, dict[str, Any]]:
+def static_reports() -> dict[str, Report]:
     from graphpath.analysis import analyze
 
-    return {p.name: analyze(p).to_dict() for p in MODEL_FILES}
+    return {p.name: analyze(p) for p in MODEL_FILES}
 
 
-def fake_numeric(verdict: str, ratio: float, *, blocks: tuple[tuple[str, float, float | None], ...] = (
+def fake_numeric(verdict: Verdict, ratio: float, *, blocks: tuple[tuple[str, float, float | None], ...] = (
                  ("stage 1", 0.8, 1.7), ("stage 2", 2.5, 3.1)), dead: tuple[int, int] = (5, 1000),
-                 curve: tuple[tuple[int, float], ...] = ((1, 0.01), (2, 0.05), (3, 0.3))) -> dict[str, Any]:
-    """A numeric dict shaped like ``NumericReport.to_dict()`` (only what the table reads, and a
-    few of the rest)."""
-    return {
-        "model": "fake.onnx",
-        "verdict": {"value": verdict, "reason": f"ratio = {ratio}", "thresholds": {}},
-        "ratio": {"value": ratio, "rms": ratio, "first_units": ["c0"], "last": "raw head tensors (the probe)"},
-        "blocks": {"source": "fake", "items": [
-            {"name": n, "kind": "stage", "entry": "a", "exit": "b", "gain": g, "jacobian_sigma_lower_bound": s,
-             "iterations": 20, "last_change": 0.001, "note": ""} for n, g, s in blocks]},
-        "dead": {"silu": {"dead": dead[0], "total": dead[1], "fraction": dead[0] / dead[1], "units": 3}},
-        "curve": [{"unit": f"u{d}", "tensor": f"t{d}", "depth": d, "rel_grad_norm": g, "numel": 10}
-                  for d, g in curve],
-        "options": {"probes": 2, "seed": 0},
-    }
+                 curve: tuple[tuple[int, float], ...] = ((1, 0.01), (2, 0.05), (3, 0.3))) -> NumericReport:
+    """A numeric report holding made-up numbers (what the table reads, and the rest empty)."""
+    return NumericReport(
+        model="fake.onnx", backend="torch", backend_reason="fake", device="cpu", dtype="float32",
+        options=BackwardOptions(probes=2, seed=0), input_shapes={"images": (1, 3, 64, 64)},
+        parity=Parity(max_abs=0.0, max_rel=0.0, rtol=1e-3, atol=1e-4, compared_at=("h",)), cuts=(),
+        curve=tuple(UnitGradient(f"u{d}", f"t{d}", d, g, 10) for d, g in curve), parameters={}, param_flags={},
+        ratio=ratio, ratio_rms=ratio, first_units=("c0",),
+        blocks=tuple(BlockResult(n, "stage", "fake", "a", "b", g, s, 20, 0.001) for n, g, s in blocks),
+        block_source="fake", operator_norms=(), dead={"silu": DeadFraction(dead=dead[0], total=dead[1], units=3)},
+        nonfinite=(), backend_agreement=None, verdict=verdict, reason=f"ratio = {ratio}",
+    )
 
 
 #: A fake numeric outcome per generation: some agree with the seed, some do not.
-FAKE_BY_GENERATION: dict[str, tuple[str, float]] = {
+FAKE_BY_GENERATION: dict[str, tuple[Verdict, float]] = {
     "v1": ("vanishing", 2e-4), "v2": ("moderate", 0.05), "v3": ("vanishing", 0.0004), "v4": ("stable", 0.3),
     "v5": ("stable", 0.2), "yolox": ("stable", 0.4), "v6": ("moderate", 0.07), "v7": ("very stable", 0.9),
     "v8": ("vanishing", 3e-4), "v9": ("exploding", 2e3), "v10": ("stable", 0.2), "v11": ("stable", 0.3),
@@ -70,10 +71,10 @@ FAKE_BY_GENERATION: dict[str, tuple[str, float]] = {
 
 
 @pytest.fixture(scope="session")
-def sample_table(static_reports: dict[str, dict[str, Any]]) -> StabilityTable:
+def sample_table(static_reports: dict[str, Report]) -> StabilityTable:
     rows = []
     for rep in static_reports.values():
-        gen = rep["fingerprint"]["generation"]
+        gen = rep.section("fingerprint").generation
         v, r = FAKE_BY_GENERATION[gen]
         rows.append(build_row(rep, fake_numeric(v, r)))
     return make_table(rows, numeric=True, numeric_options={"probes": 2, "seed": 0})

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
+from graphpath.model.loaded import LoadedModel
+from graphpath.numeric.results import NumericReport
+from graphpath.report import Report
 from tests.report.conftest import MODELS
 
 TWO = [str(MODELS / "yolov8n.onnx"), str(MODELS / "yolov3.onnx")]
@@ -87,8 +90,8 @@ def test_numeric_failure_on_one_model_is_a_row_not_a_crash(report_cli: click.Gro
     import graphpath.stability.table as table
     from graphpath.errors import GraphpathError
 
-    def refuse(path: str, options: object, progress: object) -> dict:
-        if "yolov3" in path:
+    def refuse(model: LoadedModel, options: object, progress: object) -> NumericReport:
+        if "yolov3" in model.name:
             raise GraphpathError("yolov3.onnx: the torch evaluator disagrees with onnxruntime")
         from tests.report.conftest import fake_numeric
 
@@ -147,7 +150,7 @@ def test_importing_the_command_loads_no_heavy_module() -> None:
     assert out.strip() == "[]"
 
 
-def test_row_summary_for_analyze(static_reports: dict) -> None:
+def test_row_summary_for_analyze(static_reports: dict[str, Report]) -> None:
     from graphpath.formats.table_text import render_row_text
     from graphpath.stability.table import build_row
 
@@ -157,9 +160,11 @@ def test_row_summary_for_analyze(static_reports: dict) -> None:
     assert "not measured" in line and "seed v8 claims ✅ stable" in line
 
 
-def test_a_tiny_variant_is_named_in_the_architecture(static_reports: dict) -> None:
+def test_a_tiny_variant_is_named_in_the_architecture(static_reports: dict[str, Report]) -> None:
     from graphpath.stability.table import build_row
 
-    report = copy.deepcopy(static_reports["yolov8n.onnx"])
-    report["fingerprint"]["variant"] = "tiny"
+    report = static_reports["yolov8n.onnx"]
+    tiny = dataclasses.replace(report.section("fingerprint"), variant="tiny")
+    report = dataclasses.replace(report, sections=tuple((n, tiny if n == "fingerprint" else v)
+                                                        for n, v in report.sections))
     assert build_row(report, None).architecture == "tiny: C2f + SPPF + PAN + DFL"

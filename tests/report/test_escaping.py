@@ -19,7 +19,7 @@ from tests.report.conftest import EVIL, evil_model, fake_numeric
 def evil_table(tmp_path: Path) -> StabilityTable:
     path = tmp_path / "m<script>x|y`z.onnx"
     onnx.save(evil_model(), str(path))
-    rep = analyze(path).to_dict()
+    rep = analyze(path)
     num = fake_numeric("vanishing", 1e-4, blocks=((EVIL, 0.5, 1.0), ("b2" + EVIL, 2.0, None)))
     rows = [build_row(rep, num), build_row(rep, None, numeric_error="unsupported op in node " + EVIL)]
     return make_table(rows, numeric=True, numeric_options={"note": EVIL})

@@ -17,6 +17,7 @@ import pytest
 from graphpath.formats.table_json import schema
 from graphpath.formats.table_md import parse_rows
 from graphpath.formats.table_registry import TABLE_FORMATS, get_table_renderer
+from graphpath.report import Report
 from graphpath.stability.table import COLUMNS, StabilityTable
 
 NUMBER_COLUMNS = ("units", "depth", "paths_log10", "shortest_path", "longest_path", "effective_depth", "ratio",
@@ -56,7 +57,7 @@ def test_same_numbers_in_md_json_csv(sample_table: StabilityTable) -> None:
         assert c["seed_agreement"] == j["seed"]["agreement"] == m["seed_agreement"]
 
 
-def test_static_renderings_leave_out_the_measured_columns(static_reports: dict[str, dict]) -> None:
+def test_static_renderings_leave_out_the_measured_columns(static_reports: dict[str, Report]) -> None:
     from graphpath.stability.table import MEASURED_COLUMNS, build_row, make_table
 
     table = make_table([build_row(r, None) for r in static_reports.values()])
@@ -132,7 +133,7 @@ def test_html_without_matplotlib_still_renders(sample_table: StabilityTable,
     assert not p.stack
 
 
-def test_static_html_plots_path_lengths_only(static_reports: dict[str, dict]) -> None:
+def test_static_html_plots_path_lengths_only(static_reports: dict[str, Report]) -> None:
     pytest.importorskip("matplotlib")
     from graphpath.stability.table import build_row, make_table
 

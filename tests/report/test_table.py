@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
+from graphpath.fingerprint.generation import Fingerprint
+from graphpath.report import Report
 from graphpath.stability.table import (
     GENERATION_ORDER,
     NUMERIC_TO_TABLE,
@@ -29,8 +33,8 @@ def test_seed_claims_cover_every_seed_row() -> None:
     }
 
 
-def test_every_reference_generation_maps_to_a_seed_row(static_reports: dict[str, dict[str, Any]]) -> None:
-    gens = {rep["fingerprint"]["generation"] for rep in static_reports.values()}
+def test_every_reference_generation_maps_to_a_seed_row(static_reports: dict[str, Report]) -> None:
+    gens = {rep.section("fingerprint").generation for rep in static_reports.values()}
     assert gens == set(GENERATION_ORDER)
 
 
@@ -49,9 +53,15 @@ def test_seed_comparison_filled_for_every_seed_row(sample_table: StabilityTable)
             assert "measured at these weights: ratio" in r.reason
 
 
-def test_numeric_verdicts_map_onto_table_verdicts() -> None:
-    rep = {"model": {"file_name": "m.onnx"}, "fingerprint": {"generation": "v3", "confidence": 0.9},
-           "block_counts": {"residual": 23}}
+def _with_sections(report: Report, **sections: Any) -> Report:
+    """``report`` with these sections replaced (or added) and the others kept."""
+    kept = tuple((n, v) for n, v in report.sections if n not in sections)
+    return dataclasses.replace(report, sections=kept + tuple(sections.items()))
+
+
+def test_numeric_verdicts_map_onto_table_verdicts(static_reports: dict[str, Report]) -> None:
+    rep = _with_sections(static_reports["yolov3.onnx"], fingerprint=Fingerprint("v3", 0.9),
+                         block_counts={"residual": 23})
     for nv, tv in NUMERIC_TO_TABLE.items():
         row = build_row(rep, fake_numeric(nv, 1.0))
         assert row.verdict == tv
@@ -64,7 +74,7 @@ def test_numeric_verdicts_map_onto_table_verdicts() -> None:
     assert row.dead_fraction == 0.005
 
 
-def test_static_only_rows_say_not_measured(static_reports: dict[str, dict[str, Any]]) -> None:
+def test_static_only_rows_say_not_measured(static_reports: dict[str, Report]) -> None:
     row = build_row(static_reports["yolov8n.onnx"], None)
     assert row.verdict == "not measured" and row.seed_agreement == "not measured"
     assert row.architecture == "C2f + SPPF + PAN + DFL"
@@ -73,15 +83,20 @@ def test_static_only_rows_say_not_measured(static_reports: dict[str, dict[str, A
     assert row.shortest_path <= row.effective_depth <= row.longest_path  # type: ignore[operator]
 
 
-def test_missing_sections_and_odd_numeric_values_never_crash() -> None:
-    row = build_row({}, {"verdict": "stable", "ratio": "nan", "blocks": None, "dead": {"relu": "x"}, "curve": [1]})
-    assert row.model == "?" and row.generation == "unknown" and row.verdict == "stable"
-    assert row.ratio is None and row.min_block_gain is None and row.seed_agreement == "no seed row"
-    row = build_row({"model": {"file_name": "m"}}, None, numeric_error="parity refused")
+def test_missing_sections_and_non_finite_numbers_give_empty_cells(static_reports: dict[str, Report]) -> None:
+    bare = dataclasses.replace(static_reports["yolov8n.onnx"], sections=())
+    num = fake_numeric("stable", math.nan, blocks=(("b", math.nan, None),), dead=(0, 0),
+                       curve=((1, math.inf), (2, 0.5)))
+    row = build_row(bare, num)
+    assert row.model == "yolov8n.onnx" and row.generation == "unknown" and row.verdict == "stable"
+    assert row.ratio is None and row.min_block_gain is None and row.max_block_jacobian is None
+    assert row.dead_fraction is None and row.curve == ((2, 0.5),) and row.seed_agreement == "no seed row"
+    assert row.shortest_path is None and row.paths_log10 is None and row.path_lengths == ()
+    row = build_row(bare, None, numeric_error="parity refused")
     assert row.verdict == "n/a" and "numeric pass failed: parity refused" in row.reason
 
 
-def test_rows_come_in_generation_order_whatever_the_input_order(static_reports: dict[str, dict[str, Any]]) -> None:
+def test_rows_come_in_generation_order_whatever_the_input_order(static_reports: dict[str, Report]) -> None:
     rows = [build_row(r, None) for r in static_reports.values()]
     a = make_table(rows).rows
     b = make_table(list(reversed(rows))).rows
