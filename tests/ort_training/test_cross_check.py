@@ -349,3 +349,22 @@ def test_available_and_default_heads() -> None:
     model = MODELS / "yolov8n.onnx"
     if model.exists():
         assert len(default_heads(onnx_io.open_model(model))) == 6
+
+
+def test_both_backends_parse_the_model_once(small_model: Callable[[str], Path],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gradient graph is rewritten from the loaded model, not from the file again."""
+    from graphpath.numeric.backward import BackwardOptions, run_backward
+
+    parses = 0
+    parse = onnx_io.load_proto
+
+    def counted(*args: object, **kwargs: object) -> onnx.ModelProto:
+        nonlocal parses
+        parses += 1
+        return parse(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(onnx_io, "load_proto", counted)
+    report = run_backward(small_model("conv_silu_residual"), BackwardOptions(probes=1, backend="both", max_blocks=2))
+    assert report.backend == "torch+ort-training" and report.backend_agreement is not None
+    assert parses == 1
