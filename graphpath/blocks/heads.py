@@ -220,7 +220,11 @@ def _level(ctx: DetectionContext, raw: list[str], outputs: frozenset[str], chain
 
 
 def analyze_heads(ctx: DetectionContext) -> HeadAnalysis:
-    """Walk every output's decode tail and group the raw head units into levels and heads."""
+    """Walk every output's decode tail and group the raw head units into levels and heads.
+
+    The three steps (walk the tails, union raw units whose branches share a unit, group the
+    groups into levels and heads) read the same per-output maps, so they stay in one function
+    in that order."""
     layers = ctx.layers
     raw_of: dict[str, tuple[str, ...]] = {}
     tail_of: dict[str, frozenset[str]] = {}

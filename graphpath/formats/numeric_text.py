@@ -44,6 +44,8 @@ def render_numeric_text(report: NumericReport, width: int = 110, *, curve_rows: 
         width: console width.
         curve_rows: gradient-vs-depth rows to print (0: every weighted unit).
         block_rows, param_rows: caps on the block table and the smallest/largest parameters.
+
+    One function because the sections print into one console, top to bottom in reading order.
     """
     buf = io.StringIO()
 

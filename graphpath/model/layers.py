@@ -211,6 +211,10 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
     split, a pooling or resampling op, or unknown. A binary elementwise op whose operands both
     come from one unit (``x * sigmoid(x)``, ``x * tanh(softplus(x))``) is an activation gate
     and folds into that unit.
+
+    One function (with the local helpers ``add_unit`` and ``connect``) because the fold is one
+    topological pass over five maps that every step reads and writes; split up, each piece
+    would take all five.
     """
     from graphpath.model.ops import carries_gradient
 

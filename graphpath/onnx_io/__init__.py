@@ -534,26 +534,31 @@ def _unique_names(nodes: list[onnx.NodeProto]) -> list[str]:
     return names
 
 
-def _build(model: onnx.ModelProto, path: Path) -> ModelGraph:
-    g = model.graph
-    init_names = {t.name for t in g.initializer}
-    params = {t.name: _param(t) for t in g.initializer}
-    inputs = tuple(_value_info(vi) for vi in g.input if vi.name not in init_names)
-    outputs = tuple(_value_info(vi) for vi in g.output)
-    if not outputs:
-        raise GraphpathError(f"{path}: the graph declares no outputs")
+class _Wiring(NamedTuple):
+    """Who produces each tensor and what each node reads (``(input position, tensor)``; position
+    ``-1`` for names a subgraph reads from the enclosing scope), checked and ordered."""
 
+    names: list[str]
+    producer: dict[str, int]
+    node_inputs: list[list[tuple[int, str]]]
+    order: list[int]
+
+
+def _wiring(g: onnx.GraphProto, inputs: tuple[TensorInfo, ...], init_names: set[str], path: Path) -> _Wiring:
+    """Every tensor produced once, every read provided, and a topological order (the file's when
+    it is one, else a stable sort); a graph that breaks one of these is refused."""
     names = _unique_names(list(g.node))
+    input_names = {x.name for x in inputs}
     producer: dict[str, int] = {}
     for i, node in enumerate(g.node):
         for out in node.output:
             if not out:
                 continue
-            if out in producer or out in init_names or out in {x.name for x in inputs}:
+            if out in producer or out in init_names or out in input_names:
                 raise GraphpathError(f"{path}: tensor {out!r} is produced more than once")
             producer[out] = i
 
-    known = init_names | {x.name for x in inputs} | set(producer)
+    known = init_names | input_names | set(producer)
     node_inputs: list[list[tuple[int, str]]] = []
     for i, node in enumerate(g.node):
         reads = [(pos, t) for pos, t in enumerate(node.input) if t]
@@ -570,11 +575,7 @@ def _build(model: onnx.ModelProto, path: Path) -> ModelGraph:
                     "input or initializer provides"
                 )
         node_inputs.append(reads)
-    for o in outputs:
-        if o.name not in known:
-            raise GraphpathError(f"{path}: graph output {o.name!r} is never produced")
 
-    # Order: the file's order if it is topological, else a stable topological sort.
     order_graph = nx.DiGraph()
     order_graph.add_nodes_from(range(len(g.node)))
     for i, reads in enumerate(node_inputs):
@@ -587,6 +588,22 @@ def _build(model: onnx.ModelProto, path: Path) -> ModelGraph:
         cycle = nx.find_cycle(order_graph)
         members = ", ".join(repr(names[a]) for a, _ in cycle[:4])
         raise GraphpathError(f"{path}: the graph has a cycle (through {members})") from None
+    return _Wiring(names, producer, node_inputs, order)
+
+
+def _build(model: onnx.ModelProto, path: Path) -> ModelGraph:
+    g = model.graph
+    init_names = {t.name for t in g.initializer}
+    params = {t.name: _param(t) for t in g.initializer}
+    inputs = tuple(_value_info(vi) for vi in g.input if vi.name not in init_names)
+    outputs = tuple(_value_info(vi) for vi in g.output)
+    if not outputs:
+        raise GraphpathError(f"{path}: the graph declares no outputs")
+    names, producer, node_inputs, order = _wiring(g, inputs, init_names, path)
+    known = init_names | {x.name for x in inputs} | set(producer)
+    for o in outputs:
+        if o.name not in known:
+            raise GraphpathError(f"{path}: graph output {o.name!r} is never produced")
 
     shapes, shape_note = _infer_shapes(model)
     static = _static_tensors(g, order, node_inputs, init_names)

@@ -99,6 +99,9 @@ def training_model(loaded: LoadedModel, head_tensors: Iterable[str], *,
     form), Mish as ``x·tanh(softplus(x))``, HardSigmoid as ``clip(αx + β, 0, 1)`` and HardSwish
     as ``x·clip(x/6 + 1/2, 0, 1)`` (onnxruntime-training has no gradient builder for them).
 
+    Each rewrite is a function of its own; this one orders them and builds the loss, which is
+    why it is long.
+
     Raises:
         GraphpathError: no heads, or a head that is not a tensor of the graph.
     """

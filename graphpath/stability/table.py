@@ -37,6 +37,8 @@ from graphpath.stability.seed_claims import (
     SEED_CLAIMS,
     SEED_ROWS,
     VERDICT_GLYPHS,
+    SeedClaim,
+    StructureCheck,
     architecture,
     seed_structure_check,
     topology_reason,
@@ -209,6 +211,28 @@ def _g(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3g}"
 
 
+def _key_reason(nf: _Measured | None, numeric_error: str | None, topology: str,
+                disagreeing: SeedClaim | None, structure: StructureCheck | None) -> str:
+    """The key reason: the measurement first (when there is one), then the topology, then the
+    seed's reason when the measurement disagrees with it and the graph cannot show it."""
+    parts: list[str] = []
+    if nf is not None:
+        measured = f"ratio {_g(nf.ratio)} → {nf.verdict}"
+        if nf.dead_fraction is not None and nf.dead_fraction >= 0.1:
+            measured += f"; {nf.dead_fraction:.0%} dead activations"
+        if disagreeing is not None:
+            measured = (f"seed claims {disagreeing.verdict} for {disagreeing.row} ({disagreeing.reason}); "
+                        f"measured at these weights: {measured}")
+        parts.append(measured)
+    elif numeric_error is not None:
+        parts.append("numeric pass failed: " + " ".join(numeric_error.split()))
+    parts.append(topology)
+    if disagreeing is not None and structure is not None \
+            and structure.outcome in ("not in this graph", "contradicts it", "training-time only"):
+        parts.append(f"seed's reason: {structure.text}")
+    return "; ".join(p for p in parts if p)
+
+
 def build_row(report: Report, numeric: NumericReport | None = None,
               *, numeric_error: str | None = None, label: str | None = None) -> StabilityRow:
     """One row from a model's :class:`~graphpath.report.Report` and, if it ran, its
@@ -250,27 +274,8 @@ def build_row(report: Report, numeric: NumericReport | None = None,
     else:
         agreement = "not measured"
     structure = seed_structure_check(claim, counts) if claim else None
-
-    # the key reason: measurement first (when there is one), then topology, then the seed
     topo = topology_reason(counts, log2) if counts else "no blocks detected"
-    parts: list[str] = []
-    if nf is not None:
-        measured = f"ratio {_g(nf.ratio)} → {nf.verdict}"
-        if nf.dead_fraction is not None and nf.dead_fraction >= 0.1:
-            measured += f"; {nf.dead_fraction:.0%} dead activations"
-        if claim is not None and agreement == "disagree":
-            parts.append(f"seed claims {claim.verdict} for {claim.row} ({claim.reason}); "
-                         f"measured at these weights: {measured}")
-        else:
-            parts.append(measured)
-        parts.append(topo)
-    else:
-        if numeric_error is not None:
-            parts.append("numeric pass failed: " + " ".join(numeric_error.split()))
-        parts.append(topo)
-    if agreement == "disagree" and structure is not None \
-            and structure.outcome in ("not in this graph", "contradicts it", "training-time only"):
-        parts.append(f"seed's reason: {structure.text}")
+    reason = _key_reason(nf, numeric_error, topo, claim if agreement == "disagree" else None, structure)
     confidence = None if fp is None else _r6(round_float(fp.confidence, places=3))
     return StabilityRow(
         model=model,
@@ -291,7 +296,7 @@ def build_row(report: Report, numeric: NumericReport | None = None,
         dead_fraction=nf.dead_fraction if nf else None,
         verdict=verdict,
         numeric_verdict=nf.verdict if nf else None,
-        reason="; ".join(p for p in parts if p),
+        reason=reason,
         seed_row=claim.row if claim else None,
         seed_verdict=claim.verdict if claim else None,
         seed_reason=claim.reason if claim else None,
