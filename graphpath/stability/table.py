@@ -7,8 +7,8 @@ activations, verdict) from :func:`graphpath.numeric.backward.run_backward`. Wher
 generation has a row in the seed's table (seed 000, section 18.2), the claimed verdict stands
 beside the measured one, marked ``agree``/``disagree``.
 
-Every renderer in ``graphpath.formats.table_*`` takes a :class:`StabilityTable` and nothing
-else; :meth:`StabilityTable.to_dict` is the JSON form (schema
+Every ``"table"`` renderer of :mod:`graphpath.formats` (``graphpath.formats.table_*``) takes a
+:class:`StabilityTable` and nothing else; :meth:`StabilityTable.to_dict` is the JSON form (schema
 ``graphpath/schemas/stability-table.schema.json``).
 
 >>> row = build_row({"model": {"file_name": "m.onnx"}, "layers": {"unit_total": 3, "depth": 2}}, None)
