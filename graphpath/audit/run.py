@@ -424,8 +424,10 @@ def render_rules(fmt: str = "text", rule: str | None = None) -> str:
             lines += ["", "thresholds: " + ", ".join(f"{t} (default {DEFAULT_THRESHOLDS[t]})" for t in r.thresholds)]
         return "\n".join(lines) + "\n"
     if fmt in ("md", "markdown"):
+        from graphpath.formats.markdown import md_escape
+
         rows = ["| id | name | severity | summary |", "| --- | --- | --- | --- |"]
-        rows += [f"| {r.id} | `{r.name}` | {r.severity} | {r.summary} |" for r in rules]
+        rows += [f"| {r.id} | `{r.name}` | {r.severity} | {md_escape(r.summary)} |" for r in rules]
         return "\n".join(rows) + "\n"
     width = max(len(r.name) for r in rules)
     return "".join(f"{r.id}  {r.name:<{width}}  {r.severity:<7}  {r.summary}\n" for r in rules)

@@ -18,8 +18,10 @@ fallback.
 'graphpath.formats.audit_md'
 
 Adding a format: write a module here with a pure ``render(value) -> str`` (deterministic, no
-timestamps, every model-supplied string escaped for the target), add one ``(kind, name)`` line to :data:`RENDERERS`,
-and the CLI offers it; ``tests/test_formats_registry.py`` renders every registered format.
+timestamps, every model-supplied string escaped for the target: Markdown through
+:func:`graphpath.formats.markdown.md_escape`, HTML through :func:`html.escape`), add one
+``(kind, name)`` line to :data:`RENDERERS`, and the CLI offers it;
+``tests/test_formats_registry.py`` renders every registered format.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 
 from graphpath.formats import UnknownFormatError, format_names, get_renderer
+from graphpath.formats.markdown import md_escape
 from graphpath.formats.table_json import schema
 from graphpath.formats.table_md import parse_rows
 from graphpath.stability.table import COLUMNS, StabilityTable
@@ -27,8 +28,9 @@ NUMBER_COLUMNS = ("units", "depth", "paths_log10", "shortest_path", "longest_pat
 def test_every_registered_format_renders(sample_table: StabilityTable, fmt: str) -> None:
     out = get_renderer("table", fmt)(sample_table)
     assert out.endswith("\n")
+    shown = md_escape if fmt == "md" else str  # Markdown escapes the "-" of "yolov6n-train.onnx"
     for r in sample_table.rows:
-        assert r.model in out
+        assert shown(r.model) in out
     assert out == get_renderer("table", fmt)(sample_table)
 
 
@@ -44,7 +46,7 @@ def test_same_numbers_in_md_json_csv(sample_table: StabilityTable) -> None:
     assert len(md) == len(js) == len(cs) == len(sample_table.rows)
     assert set(md[0]) == {k for k, _ in COLUMNS}
     for m, j, c in zip(md, js, cs, strict=True):
-        assert m["model"] == j["model"].replace("_", "\\_") and c["model"] == j["model"]
+        assert m["model"] == j["model"] and c["model"] == j["model"]
         for k in NUMBER_COLUMNS:
             jv = j[k]
             if jv is None:
