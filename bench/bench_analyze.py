@@ -280,7 +280,7 @@ def main() -> None:
     print("\nratios, median wall: " + "   ".join(f"{k} {v:.2f}" for k, v in ratios.items())
           + ";  median cpu: " + "   ".join(f"{k} {v:.2f}" for k, v in cpu_ratios.items()))
 
-    render = get_renderer("json")
+    render = get_renderer("report", "json")
     in_process = [
         ("onnx.load (bare)", median_seconds(lambda: onnx.load(str(path)), args.repeat)),
         ("graphpath analyze (library)", median_seconds(lambda: analyze(path), args.repeat)),

@@ -1,7 +1,7 @@
 """The contract between analysis and output: frozen dataclasses and their JSON form.
 
-Every renderer in :mod:`graphpath.formats` takes a :class:`Report` (or a list of them) and
-nothing else. ``to_dict()`` gives plain, JSON-ready values with sorted keys; the top-level dict
+Every ``"report"`` renderer in :mod:`graphpath.formats` takes a :class:`Report` and nothing
+else. ``to_dict()`` gives plain, JSON-ready values with sorted keys; the top-level dict
 carries ``schema_version``. Later capabilities add sections (``paths``, ``blocks``,
 ``fingerprint``, ``numeric``); a section that was not computed is absent.
 

@@ -33,7 +33,8 @@ START, END = "<!-- table:start -->", "<!-- table:end -->"
 def generated(*, numeric: bool = False, jobs: int = 1) -> str:
     """The block between the markers, markers excluded."""
     sys.path.insert(0, str(ROOT))
-    from graphpath.formats.table_md import md_escape, render_rows, render_seed
+    from graphpath.formats.markdown import md_escape
+    from graphpath.formats.table_md import render_rows, render_seed
     from graphpath.stability.table import report_models
 
     models = sorted((ROOT / "models").glob("*.onnx"))

@@ -1,10 +1,11 @@
-"""CI model audits: configuration, the audit itself, baselines and the audit renderers' registry.
+"""CI model audits: configuration, the audit itself and baselines.
 
 ``graphpath audit MODEL…`` analyses each model, evaluates the rules of :mod:`graphpath.audit.rules.catalog`
 against its report with the thresholds and per-model expectations of the configuration, and
 compares with a baseline report when one is given (only *new* findings fail then).
 
-Configuration: :mod:`graphpath.audit.config`.
+Configuration: :mod:`graphpath.audit.config`. Renderers of an :class:`AuditResult`: the ``"audit"``
+formats of :mod:`graphpath.formats`.
 """
 
 from __future__ import annotations
@@ -401,49 +402,7 @@ def audit(
 
 
 # ---------------------------------------------------------------------------------------------
-# Renderers
-
-
-#: audit format name → "module:function" rendering an :class:`AuditResult` (feeds click.Choice).
-AUDIT_FORMATS: dict[str, str] = {
-    "text": "graphpath.formats.audit_text:render",
-    "json": "graphpath.audit.run:render_json",
-    "sarif": "graphpath.formats.sarif:render",
-    "junit": "graphpath.formats.junit:render",
-    "github": "graphpath.formats.github:render",
-    "md": "graphpath.formats.audit_md:render",
-}
-#: Other names accepted for a format (``report`` says ``md``; ``markdown`` reads as well).
-AUDIT_FORMAT_ALIASES: dict[str, str] = {"markdown": "md"}
-
-
-def get_audit_renderer(name: str) -> Callable[[AuditResult], str]:
-    """The renderer of audit format ``name``.
-
-    >>> get_audit_renderer("sarif").__module__
-    'graphpath.formats.sarif'
-    """
-    from graphpath.formats import load_renderer
-
-    return load_renderer(AUDIT_FORMATS, AUDIT_FORMAT_ALIASES.get(name, name), "audit format")
-
-
-def render_json(result: AuditResult) -> str:
-    """The audit as JSON (embeds every model's report; usable as a later ``--baseline``)."""
-    return json.dumps(result.to_dict(), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def parse_write(spec: str) -> tuple[str, Path]:
-    """``FORMAT=FILE`` of ``--write``.
-
-    >>> parse_write("sarif=out/graphpath.sarif")
-    ('sarif', PosixPath('out/graphpath.sarif'))
-    """
-    fmt, sep, file = spec.partition("=")
-    fmt = AUDIT_FORMAT_ALIASES.get(fmt, fmt)
-    if not sep or not file or fmt not in AUDIT_FORMATS:
-        raise GraphpathError(f"--write {spec!r}: expected FORMAT=FILE with FORMAT one of {', '.join(AUDIT_FORMATS)}")
-    return fmt, Path(file)
+# Rules
 
 
 def render_rules(fmt: str = "text", rule: str | None = None) -> str:
@@ -468,8 +427,10 @@ def render_rules(fmt: str = "text", rule: str | None = None) -> str:
             lines += ["", "thresholds: " + ", ".join(f"{t} (default {DEFAULT_THRESHOLDS[t]})" for t in r.thresholds)]
         return "\n".join(lines) + "\n"
     if fmt in ("md", "markdown"):
+        from graphpath.formats.markdown import md_escape
+
         rows = ["| id | name | severity | summary |", "| --- | --- | --- | --- |"]
-        rows += [f"| {r.id} | `{r.name}` | {r.severity} | {r.summary} |" for r in rules]
+        rows += [f"| {r.id} | `{r.name}` | {r.severity} | {md_escape(r.summary)} |" for r in rules]
         return "\n".join(rows) + "\n"
     width = max(len(r.name) for r in rules)
     return "".join(f"{r.id}  {r.name:<{width}}  {r.severity:<7}  {r.summary}\n" for r in rules)

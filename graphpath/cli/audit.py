@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from graphpath.audit.rules.catalog import SEVERITIES
-from graphpath.audit.run import AUDIT_FORMAT_ALIASES, AUDIT_FORMATS
+from graphpath.formats import format_names
 
 EXIT_USAGE = 2
 
@@ -32,7 +32,7 @@ EXIT_USAGE = 2
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Lowest severity that fails the audit (exit 1). Default: the config's, else error.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings fail the audit.")
-@click.option("--format", "fmt", type=click.Choice([*AUDIT_FORMATS, *AUDIT_FORMAT_ALIASES]), default="text",
+@click.option("--format", "fmt", type=click.Choice(format_names("audit", aliases=True)), default="text",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the report to FILE (only after success) instead of stdout.")
@@ -50,12 +50,12 @@ def audit(ctx: click.Context, models: tuple[Path, ...], config_file: Path | None
     """
     from graphpath.audit.config import resolve_config
     from graphpath.audit.run import audit as run
-    from graphpath.audit.run import get_audit_renderer, parse_write
     from graphpath.cli.main import write_output
+    from graphpath.formats import get_renderer, parse_write
 
     if not models:
         raise click.UsageError("no model given")
-    extra = [parse_write(spec) for spec in writes]
+    extra = [parse_write("audit", spec) for spec in writes]
     config = resolve_config(config_file)
     use_numeric = bool(numeric) if numeric is not None else config.numeric
     if quiet or not sys.stderr.isatty():
@@ -75,8 +75,8 @@ def audit(ctx: click.Context, models: tuple[Path, ...], config_file: Path | None
             result = run(list(models), config, baseline, use_numeric, fail_on=fail_on, blocks=blocks,
                          progress=step)
     for extra_fmt, file in extra:
-        write_output(get_audit_renderer(extra_fmt)(result), file)
-    write_output(get_audit_renderer(fmt)(result), output)
+        write_output(get_renderer("audit", extra_fmt)(result), file)
+    write_output(get_renderer("audit", fmt)(result), output)
     for note in result.notes:
         click.echo(f"graphpath: note: {note}", err=True)
     if not quiet and (fmt != "text" or output is not None):

@@ -18,6 +18,7 @@ from graphpath import __version__
 from graphpath.cli.numeric import backward_options, numeric_options
 from graphpath.cli.output import atomic_write
 from graphpath.cli.progress import progress_reporter
+from graphpath.formats import format_names
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -78,7 +79,7 @@ def cli() -> None:
 
 @cli.command()
 @_model_argument
-@click.option("--format", "fmt", type=click.Choice(TEXT_FORMATS), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(format_names("report")), default="text", show_default=True)
 @_output_option
 @click.option("--numeric", is_flag=True, help="Also run the numeric backward pass (torch extra).")
 @numeric_options
@@ -92,7 +93,7 @@ def analyze(model: Path, fmt: str, output: Path | None, numeric: bool, **numeric
     options = AnalyzeOptions(numeric=backward_options(**numeric_values) if numeric else None)
     with progress_reporter(1, quiet=not numeric, min_models=1, prefix="graphpath analyze") as progress:
         report = run(model, options, progress=progress)
-    write_output(get_renderer(fmt)(report), output)
+    write_output(get_renderer("report", fmt)(report), output)
 
 
 @cli.command()
@@ -109,7 +110,8 @@ def paths(model: Path, source: str | None, target: str | None, fmt: str, output:
     from graphpath.formats.paths_text import render_paths_text
 
     report = analyze(model, AnalyzeOptions(path_source=source, path_target=target))
-    text = get_renderer("json")(report) if fmt == "json" else render_paths_text(report.section("paths"))
+    text = (get_renderer("report", "json")(report) if fmt == "json"
+            else render_paths_text(report.section("paths")))
     write_output(text, output)
 
 
@@ -125,7 +127,7 @@ def blocks(model: Path, fmt: str, output: Path | None) -> None:
     from graphpath.formats.blocks_text import render_structure
 
     report = analyze(model, AnalyzeOptions(paths=False))
-    text = get_renderer("json")(report) if fmt == "json" else render_structure(report.to_dict())
+    text = get_renderer("report", "json")(report) if fmt == "json" else render_structure(report.to_dict())
     write_output(text, output)
 
 

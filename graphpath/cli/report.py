@@ -13,12 +13,12 @@ from pathlib import Path
 import click
 
 from graphpath.cli.progress import progress_reporter
-from graphpath.formats.table_registry import TABLE_FORMATS
+from graphpath.formats import format_names
 
 
 @click.command()
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(list(TABLE_FORMATS)), default=None,
+@click.option("--format", "fmt", type=click.Choice(format_names("table")), default=None,
               help="text (terminal), md (GitHub Markdown), html (one self-contained file with plots), "
                    "json (schema graphpath/schemas/stability-table.schema.json), csv (one row per model). "
                    "Default: from the -o suffix (.md .html .json .csv), else text.")
@@ -40,13 +40,13 @@ def report(models: tuple[Path, ...], fmt: str | None, output: Path | None, numer
     order given.
     """
     from graphpath.cli.main import write_output
-    from graphpath.formats.table_registry import get_table_renderer
+    from graphpath.formats import get_renderer
     from graphpath.stability.table import report_models
 
     fmt = fmt or format_for(output)
     with progress_reporter(len(models), quiet=quiet) as progress:
         table = report_models(list(models), numeric=numeric, jobs=jobs, progress=progress)
-    write_output(get_table_renderer(fmt)(table), output)
+    write_output(get_renderer("table", fmt)(table), output)
 
 
 def format_for(output: Path | None) -> str:
@@ -57,4 +57,4 @@ def format_for(output: Path | None) -> str:
     """
     suffix = output.suffix.lower().lstrip(".") if output else ""
     suffix = {"markdown": "md", "htm": "html"}.get(suffix, suffix)
-    return suffix if suffix in TABLE_FORMATS else "text"
+    return suffix if suffix in format_names("table") else "text"

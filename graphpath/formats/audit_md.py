@@ -1,31 +1,19 @@
 """Audit as GitHub-flavoured Markdown (a job summary, ``$GITHUB_STEP_SUMMARY``).
 
-Every model-supplied string (node names, messages, file names) is escaped: no raw HTML or
-Markdown from a model reaches the page.
-
->>> md_escape("a|b <script> *x*")
-'a\\\\|b &lt;script&gt; \\\\*x\\\\*'
+Every model-supplied string (node names, messages, file names) goes through
+:func:`~graphpath.formats.markdown.md_escape`: no raw HTML or Markdown from a model reaches the
+page.
 """
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from graphpath.audit.rules.catalog import RULES
+from graphpath.formats.markdown import md_escape
 
 if TYPE_CHECKING:
     from graphpath.audit.run import AuditResult
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
-
-
-def md_escape(text: object) -> str:
-    """Escape ``text`` for a Markdown table cell: HTML entities, Markdown punctuation, newlines."""
-    s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    s = _MD_SPECIAL.sub(r"\\\1", s)
-    return s.replace("\r", " ").replace("\n", " ")
-
 
 _ICON = {"error": "❌", "warning": "⚠️", "note": "ℹ️"}
 

@@ -1,34 +1,19 @@
 """GitHub-flavoured Markdown of the stability table, fit for a PR comment.
 
-Every cell goes through :func:`md_escape`: model files carry arbitrary node, output and file
-names, and a pipe, newline, backtick or ``<script>`` in one must not break the table or inject
-HTML into the page that renders it.
+Every cell goes through :func:`~graphpath.formats.markdown.md_escape`: model files carry
+arbitrary node, output and file names, and a pipe, newline, backtick or ``<script>`` in one must
+not break the table or inject HTML into the page that renders it.
 """
 
 from __future__ import annotations
 
 import re
 
+from graphpath.formats.markdown import md_escape, md_unescape
 from graphpath.stability.table import COLUMNS, StabilityTable, cell, verdict_label
 
 _NUMERIC = {"units", "depth", "paths_log10", "shortest_path", "longest_path", "effective_depth", "ratio",
             "min_block_gain", "max_block_gain", "max_block_jacobian", "dead_fraction"}
-
-_MD_ESCAPES = {
-    "\\": "\\\\", "`": "\\`", "|": "\\|", "*": "\\*", "_": "\\_", "[": "\\[", "]": "\\]",
-    "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;",
-}
-
-
-def md_escape(text: str) -> str:
-    """One table cell's text, safe in GitHub Markdown: no HTML, no code spans, no column break.
-
-    >>> md_escape('a|b <script>`x`</script>\\nnext')
-    'a\\\\|b &lt;script&gt;\\\\`x\\\\`&lt;/script&gt; next'
-    """
-    s = " ".join(text.replace("\r", "\n").split("\n"))
-    return "".join(_MD_ESCAPES.get(ch, ch) for ch in s)
-
 
 def _table(head: list[str], align: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(md_escape(h) for h in head) + " |",
@@ -72,13 +57,14 @@ def render(table: StabilityTable) -> str:
 
 
 def parse_rows(md: str) -> list[dict[str, str]]:
-    r"""The first table of ``md`` back as rows keyed by column key (cells still escaped).
+    r"""The first table of ``md`` back as rows keyed by column key, cells unescaped
+    (:func:`~graphpath.formats.markdown.md_unescape`).
 
     Headers map to keys through :data:`graphpath.stability.table.COLUMNS`; an unknown header stays as it
     is. Used to compare a rendered table with a fresh one (``scripts/update_stability_doc.py``).
 
-    >>> parse_rows("| model | depth |\n| --- | ---: |\n| a\\|b.onnx | 3 |\n")
-    [{'model': 'a\\|b.onnx', 'depth': '3'}]
+    >>> parse_rows("| model | depth |\n| --- | ---: |\n| a\\|b\\-1.onnx | 3 |\n")
+    [{'model': 'a|b-1.onnx', 'depth': '3'}]
 
     Raises:
         ValueError: a row with another number of cells than the header.
@@ -89,7 +75,7 @@ def parse_rows(md: str) -> list[dict[str, str]]:
             table.append(ln)
         elif table:
             break
-    cells = [[c.strip() for c in re.split(r"(?<!\\)\|", ln.strip())[1:-1]] for ln in table]
+    cells = [[md_unescape(c.strip()) for c in re.split(r"(?<!\\)\|", ln.strip())[1:-1]] for ln in table]
     if not cells:
         return []
     by_header = {h: k for k, h in COLUMNS}

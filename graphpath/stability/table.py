@@ -7,8 +7,8 @@ activations, verdict) from :func:`graphpath.numeric.backward.run_backward`. Wher
 generation has a row in the seed's table (seed 000, section 18.2), the claimed verdict stands
 beside the measured one, marked ``agree``/``disagree``.
 
-Every renderer in ``graphpath.formats.table_*`` takes a :class:`StabilityTable` and nothing
-else; :meth:`StabilityTable.to_dict` is the JSON form (schema
+Every ``"table"`` renderer of :mod:`graphpath.formats` (``graphpath.formats.table_*``) takes a
+:class:`StabilityTable` and nothing else; :meth:`StabilityTable.to_dict` is the JSON form (schema
 ``graphpath/schemas/stability-table.schema.json``).
 
 Rows are built from the typed reports (:func:`build_row`), never from their JSON::

@@ -9,8 +9,9 @@ import pytest
 
 from graphpath.analysis import AnalyzeOptions, analyze
 from graphpath.audit.config import parse_config
-from graphpath.audit.run import audit, compare_reports, load_baseline, render_json
+from graphpath.audit.run import audit, compare_reports, load_baseline
 from graphpath.errors import GraphpathError
+from graphpath.formats.audit_json import render as render_json
 from graphpath.formats.json_format import render as render_report
 from tests.audit.conftest import BLOCKS_READY, NO_BLOCKS, residual_chain
 

@@ -14,8 +14,8 @@ import pytest
 
 from graphpath.audit.config import parse_config
 from graphpath.audit.rules.catalog import RULES
-from graphpath.audit.run import AUDIT_FORMATS, AuditResult, audit, get_audit_renderer
-from graphpath.formats import github
+from graphpath.audit.run import AuditResult, audit
+from graphpath.formats import UnknownFormatError, format_names, get_renderer, github
 from graphpath.formats.sarif import FINGERPRINT_KEY, to_sarif
 from tests.audit.conftest import NO_BLOCKS, residual_chain
 from tests.audit.test_rules import block, paths, report
@@ -59,15 +59,15 @@ def test_fixture_findings():
     assert result.exit_code() == 1 and result.exit_code(exit_zero=True) == 0
 
 
-@pytest.mark.parametrize("fmt", sorted(AUDIT_FORMATS))
+@pytest.mark.parametrize("fmt", format_names("audit"))
 def test_every_format_renders_deterministically(fmt: str):
-    a, b = get_audit_renderer(fmt)(_result()), get_audit_renderer(fmt)(_result())
+    a, b = get_renderer("audit", fmt)(_result()), get_renderer("audit", fmt)(_result())
     assert a == b and a.endswith("\n")
 
 
 def test_unknown_format():
-    with pytest.raises(KeyError):
-        get_audit_renderer("pdf")
+    with pytest.raises(UnknownFormatError, match="choose one of text, json, sarif, junit, github, md, markdown"):
+        get_renderer("audit", "pdf")
 
 
 def test_sarif_validates(sarif_validator: jsonschema.Draft4Validator):
@@ -101,7 +101,7 @@ def test_sarif_fingerprints_stable_across_values():
 
 
 def test_sarif_with_baseline_validates(sarif_validator, tmp_path: Path):
-    from graphpath.audit.run import render_json
+    from graphpath.formats.audit_json import render as render_json
 
     base = tmp_path / "base.json"
     base.write_text(render_json(_result()))
@@ -129,7 +129,7 @@ def test_cli_sarif_on_a_real_model(run_cli, save_model, sarif_validator, tmp_pat
 
 
 def test_junit_structure():
-    xml = get_audit_renderer("junit")(_result())
+    xml = get_renderer("audit", "junit")(_result())
     root = ET.fromstring(xml)
     assert root.tag == "testsuites"
     suites = root.findall("testsuite")
@@ -147,14 +147,14 @@ def test_junit_structure():
     assert gp201.find("failure") is None and "shortest gradient path" in (gp201.findtext("system-out") or "")
     assert cases["GP301 vanishing-gradient"].find("skipped") is not None
     assert int(root.get("failures", "0")) == sum(int(s.get("failures", "0")) for s in suites)
-    warn = ET.fromstring(get_audit_renderer("junit")(_result(fail_on="warning")))
+    warn = ET.fromstring(get_renderer("audit", "junit")(_result(fail_on="warning")))
     assert warn.find("testsuite/testcase[@name='GP201 shortest-path-too-long']/failure") is not None
 
 
 def test_github_escaping():
     line = github.annotation("error", "50% done\r\nnext", file="models/a,b:c.onnx", title="GP101 x")
     assert line == "::error file=models/a%2Cb%3Ac.onnx,title=GP101 x::50%25 done%0D%0Anext"
-    out = get_audit_renderer("github")(_result())
+    out = get_renderer("audit", "github")(_result())
     for ln in out.splitlines():
         assert ln.startswith(("::error ", "::warning ", "::notice "))
     evil = [ln for ln in out.splitlines() if "GP103" in ln][0]
@@ -165,7 +165,7 @@ def test_github_limits_per_level():
     many = {f"m{i:02d}.onnx": report(model={"file_name": f"m{i:02d}.onnx"}, paths=paths(shortest=40, mean=130.0))
             for i in range(12)}
     result = audit(list(many), analyzer=lambda p: many[str(p)])
-    lines = get_audit_renderer("github")(result).splitlines()
+    lines = get_renderer("audit", "github")(result).splitlines()
     warnings = [ln for ln in lines if ln.startswith("::warning")]
     assert len(warnings) == github.MAX_PER_LEVEL
     assert "15 more warning findings not annotated" in warnings[-1]
@@ -173,8 +173,8 @@ def test_github_limits_per_level():
 
 
 def test_markdown_escapes_model_strings():
-    md = get_audit_renderer("md")(_result())
-    assert get_audit_renderer("markdown")(_result()) == md  # the long name is an alias
+    md = get_renderer("audit", "md")(_result())
+    assert get_renderer("audit", "markdown")(_result()) == md  # the long name is an alias
     assert "<b>" not in md and "<note>" not in md and "&lt;b&gt;" in md
     assert "a &lt;note&gt; with \\| pipes" in md
     for line in md.splitlines():
@@ -184,7 +184,7 @@ def test_markdown_escapes_model_strings():
 
 
 def test_text_marks_failing():
-    text = get_audit_renderer("text")(_result())
+    text = get_renderer("audit", "text")(_result())
     assert "FAIL GP101" in text and "FAIL GP201" not in text
     assert text.rstrip().splitlines()[-1].startswith("graphpath audit: 2 models")
 
@@ -192,7 +192,7 @@ def test_text_marks_failing():
 def test_json_is_a_baseline(tmp_path: Path):
     from graphpath.audit.run import load_baseline
 
-    text = get_audit_renderer("json")(_result())
+    text = get_renderer("audit", "json")(_result())
     data = json.loads(text)
     assert data["kind"] == "graphpath-audit" and data["summary"]["failing"] >= 1
     (tmp_path / "a.json").write_text(text)

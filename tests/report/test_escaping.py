@@ -10,7 +10,7 @@ import onnx
 import pytest
 
 from graphpath.analysis import analyze
-from graphpath.formats.table_registry import get_table_renderer
+from graphpath.formats import get_renderer
 from graphpath.stability.table import StabilityTable, build_row, make_table
 from tests.report.conftest import EVIL, evil_model, fake_numeric
 
@@ -26,7 +26,7 @@ def evil_table(tmp_path: Path) -> StabilityTable:
 
 
 def test_markdown_escapes_model_strings(evil_table: StabilityTable) -> None:
-    md = get_table_renderer("md")(evil_table)
+    md = get_renderer("table", "md")(evil_table)
     assert "<script" not in md and "</script" not in md
     assert "&lt;script&gt;" in md
     table_lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
@@ -40,7 +40,7 @@ def test_markdown_escapes_model_strings(evil_table: StabilityTable) -> None:
 
 
 def test_html_escapes_model_strings(evil_table: StabilityTable) -> None:
-    out = get_table_renderer("html")(evil_table)
+    out = get_renderer("table", "html")(evil_table)
     assert "<script" not in out
     assert "&lt;script&gt;" in out
     assert 'alert("1")' not in out
@@ -54,6 +54,6 @@ def test_text_and_csv_keep_names_verbatim(evil_table: StabilityTable) -> None:
     import csv
     import io
 
-    rows = list(csv.DictReader(io.StringIO(get_table_renderer("csv")(evil_table))))
+    rows = list(csv.DictReader(io.StringIO(get_renderer("table", "csv")(evil_table))))
     assert rows[0]["model"] == "m<script>x|y`z.onnx"
     assert EVIL.replace("\n", " ") in rows[1]["reason"]
