@@ -120,7 +120,7 @@ def test_module_entry_point_runs(write_model):
 
 def test_numeric_option_mirrors_match_the_numeric_package():
     pytest.importorskip("torch")
-    from graphpath.cli.numeric import BACKENDS, REINIT
+    from graphpath.cli.options import BACKENDS, REINIT
     from graphpath.numeric.backends import BACKEND_CHOICES
     from graphpath.numeric.backward import REINIT_SCHEMES
 
