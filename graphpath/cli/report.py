@@ -21,7 +21,7 @@ from graphpath.formats.table_registry import TABLE_FORMATS
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(list(TABLE_FORMATS)), default=None,
               help="text (terminal), md (GitHub Markdown), html (one self-contained file with plots), "
-                   "json (schema graphpath/schemas/stability-table.schema.json), csv (one row per model). "
+                   "json (schema graphpath/stability/stability-table.schema.json), csv (one row per model). "
                    "Default: from the -o suffix (.md .html .json .csv), else text.")
 @output_option("table")
 @click.option("--numeric/--no-numeric", default=False, show_default=True,

@@ -9,7 +9,7 @@ beside the measured one, marked ``agree``/``disagree``.
 
 Every renderer in ``graphpath.formats.table_*`` takes a :class:`StabilityTable` and nothing
 else; :meth:`StabilityTable.to_dict` is the JSON form (schema
-``graphpath/schemas/stability-table.schema.json``).
+``graphpath/stability/stability-table.schema.json``).
 
 >>> row = build_row({"model": {"file_name": "m.onnx"}, "layers": {"unit_total": 3, "depth": 2}}, None)
 >>> row.verdict, row.seed_agreement
@@ -377,7 +377,7 @@ class StabilityTable:
         return tuple(out)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form (``graphpath/schemas/stability-table.schema.json``)."""
+        """The JSON form (``graphpath/stability/stability-table.schema.json``)."""
         return {
             "schema_version": TABLE_SCHEMA_VERSION,
             "kind": "graphpath.stability-table",
