@@ -18,6 +18,9 @@ min / max, and the median CPU time user+sys, which other jobs on the machine dis
   ``PATH``; skipped with a note when there is none. It needs onnx in its own environment (not
   onnxruntime or TensorRT for an ONNX summary). Give it the same onnx and ml_dtypes as graphpath's
   environment, or the comparison measures the two ml_dtypes: the versions of both are printed.
+  ``constraints.txt`` pins ``ml_dtypes<0.7`` (0.7.0's import adds ~0.7 s to ``import onnx``), so
+  build it with the same pin: ``python -m venv bench/.venv-polygraphy && bench/.venv-polygraphy/bin/pip
+  install polygraphy onnx numpy 'ml_dtypes<0.7'`` (the folder is git-ignored).
 
 Before timing, graphpath's modules are byte-compiled (``compileall``, as ``pip install`` does):
 with ``PYTHONDONTWRITEBYTECODE=1`` and no ``__pycache__``, every run would compile all ~40 of them
@@ -63,6 +66,13 @@ VERSIONS = ("onnx", "ml_dtypes", "numpy", "protobuf", "networkx")
 #: graphpath analyze 1240 ms, polygraphy inspect model 1053 ms, import onnx + onnx.load 948 ms.
 #: With ml_dtypes 0.6.0 in graphpath's venv only: 544 / 1068 / 261 ms (0.51, 2.08); with 0.6.0 in
 #: both: 565 / 367 / 256 ms (1.54, 2.21). The closing note compares a run with these.
+#: After the lazy CLI (cli.main imports a command's module only when it runs; 54 instead of 95 ms for
+#: ``import graphpath.cli.main``) and ``ml_dtypes<0.7`` in constraints.txt, on an idle 2-core machine,
+#: 0.6.0 in both venvs: graphpath analyze 477 ms, polygraphy 312 ms, onnx.load 190 ms (1.53, 2.52);
+#: the commit before, same venvs: 505 / 314 / 193 ms (1.61, 2.62); both commits with 0.7.0 in both
+#: venvs: 1190-1194 / 989-1012 / 886-891 ms (1.18-1.20, 1.34-1.35). The pin is the start-up win
+#: (-0.7 s); polygraphy gains as much from it, and graphpath's remaining gap to it is mostly the
+#: networkx import (~85 ms) and the analysis itself (~48 ms in process).
 BASELINE = {"graphpath/polygraphy": 1.18, "graphpath/onnx.load": 1.31}
 
 

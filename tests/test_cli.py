@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -112,6 +113,45 @@ def test_import_and_help_do_not_import_torch_or_matplotlib():
     assert out.stdout.strip() == ""
 
 
+def test_help_lists_every_command_with_its_short_help():
+    from graphpath.cli.main import COMMANDS
+
+    res = run("--help")
+    assert res.exit_code == 0
+    listed = [line.split()[0] for line in res.stdout.split("Commands:\n")[1].splitlines() if line.strip()]
+    assert listed == sorted(COMMANDS)
+    ctx = cli.make_context("graphpath", ["--help"], resilient_parsing=True)
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        assert command is not None and command.name == name and command.get_short_help_str()
+
+
+def test_analyze_imports_only_what_it_needs(write_model):
+    # Lazy commands: analyze loads neither the other command modules nor what only they need.
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from graphpath.cli.main import cli\n"
+        f"r = CliRunner().invoke(cli, ['analyze', {str(write_model(RESIDUAL))!r}, '--format', 'json'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(' '.join(m for m in sys.modules if m.split('.')[0] in ('graphpath', 'rich', 'torch')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = done.stdout.split()
+    assert "graphpath.cli.static" in loaded
+    for absent in ("graphpath.cli.audit", "graphpath.cli.numeric", "graphpath.cli.report",
+                   "graphpath.cli.zoo", "graphpath.audit", "graphpath.stability",
+                   "graphpath.formats.table_registry", "graphpath.numeric", "rich", "torch"):
+        assert absent not in loaded, absent
+
+
+def test_an_unknown_command_suggests_a_lazy_one():
+    res = run("analyse", "model.onnx")
+    assert res.exit_code == 2 and "No such command 'analyse'" in res.stderr
+    if hasattr(click.exceptions, "NoSuchCommand"):  # click >= 8.4 suggests close names
+        assert "Did you mean 'analyze'?" in res.stderr
+
+
 def test_module_entry_point_runs(write_model):
     out = subprocess.run([sys.executable, "-m", "graphpath", "analyze", str(write_model(RESIDUAL))],
                          capture_output=True, text=True)
@@ -120,7 +160,7 @@ def test_module_entry_point_runs(write_model):
 
 def test_numeric_option_mirrors_match_the_numeric_package():
     pytest.importorskip("torch")
-    from graphpath.cli.numeric import BACKENDS, REINIT
+    from graphpath.cli.options import BACKENDS, REINIT
     from graphpath.numeric.backends import BACKEND_CHOICES
     from graphpath.numeric.backward import REINIT_SCHEMES
 

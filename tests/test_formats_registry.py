@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 import onnx
 import pytest
 
@@ -105,7 +106,7 @@ def test_cli_choices_are_the_registry_names() -> None:
     def choices(*path: str) -> tuple[str, ...]:
         command: Any = cli
         for name in path:
-            command = command.commands[name]
+            command = command.get_command(click.Context(command), name)  # commands load lazily
         (option,) = [p for p in command.params if p.name == "fmt"]
         return tuple(option.type.choices)
 

@@ -1,8 +1,7 @@
 """``graphpath audit`` and ``graphpath rules``: click commands for :mod:`graphpath.audit.run`.
 
-Registered on the main group in :mod:`graphpath.cli.main` (``cli.add_command(audit)``,
-``cli.add_command(rules)``), whose error handling maps ``GraphpathError`` to exit 2 and
-anything unexpected to exit 3. Heavy modules load inside the commands.
+Loaded on demand by the main group in :mod:`graphpath.cli.main`, whose error handling maps
+``GraphpathError`` to exit 2 and anything unexpected to exit 3. Heavy modules load inside the commands.
 """
 
 from __future__ import annotations
@@ -13,9 +12,8 @@ from pathlib import Path
 import click
 
 from graphpath.audit.rules.catalog import SEVERITIES
+from graphpath.cli.output import format_option, output_option, write_output
 from graphpath.formats import format_names
-
-EXIT_USAGE = 2
 
 
 @click.command()
@@ -32,10 +30,8 @@ EXIT_USAGE = 2
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Lowest severity that fails the audit (exit 1). Default: the config's, else error.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings fail the audit.")
-@click.option("--format", "fmt", type=click.Choice(format_names("audit", aliases=True)), default="text",
-              show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the report to FILE (only after success) instead of stdout.")
+@format_option(format_names("audit", aliases=True))
+@output_option()
 @click.option("--write", "writes", multiple=True, metavar="FORMAT=FILE",
               help="Also write FORMAT to FILE (repeatable), e.g. --write sarif=graphpath.sarif.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
@@ -50,7 +46,6 @@ def audit(ctx: click.Context, models: tuple[Path, ...], config_file: Path | None
     """
     from graphpath.audit.config import resolve_config
     from graphpath.audit.run import audit as run
-    from graphpath.cli.main import write_output
     from graphpath.formats import get_renderer, parse_write
 
     if not models:
@@ -86,11 +81,9 @@ def audit(ctx: click.Context, models: tuple[Path, ...], config_file: Path | None
 
 @click.command()
 @click.argument("rule", required=False)
-@click.option("--format", "fmt", type=click.Choice(["text", "md", "markdown", "json"]), default="text",
-              show_default=True)
+@format_option(["text", "md", "markdown", "json"])
 def rules(rule: str | None, fmt: str) -> None:
     """List the audit rules, or explain RULE (an id such as GP201, or a name)."""
     from graphpath.audit.run import render_rules
-    from graphpath.cli.main import write_output
 
     write_output(render_rules(fmt, rule), None)

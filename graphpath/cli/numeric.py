@@ -1,90 +1,26 @@
-"""``graphpath backward`` and the numeric options ``analyze --numeric`` shares with it.
+"""``graphpath backward``: the numeric backward pass of one model (:mod:`graphpath.numeric.backward`).
 
-The options map one to one onto :class:`graphpath.numeric.backward.BackwardOptions`; torch is
-imported only when a numeric run starts, so ``--help`` stays light.
+Its numeric options live in :mod:`graphpath.cli.options` (``analyze --numeric`` shares them);
+torch is imported only when a numeric run starts, so ``--help`` stays light.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from graphpath.cli.options import backward_options, model_argument, numeric_options
+from graphpath.cli.output import format_option, output_option, write_output
 from graphpath.cli.progress import progress_reporter
-from graphpath.errors import MissingExtraError
-
-#: Mirrors of the numeric choices, so that ``--help`` does not import the numeric package.
-BACKENDS = ("auto", "torch", "ort-training", "both")
-REINIT = ("kaiming-normal",)
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def _threshold_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or not name.strip():
-            raise click.BadParameter(f"expected NAME=VALUE with a number, got {item!r}", ctx, param)
-    return out
-
-
-_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
-    click.option("--probes", type=click.IntRange(min=1), default=4, show_default=True,
-                 help="Random cotangent probes averaged."),
-    click.option("--seed", type=int, default=0, show_default=True,
-                 help="Seeds images, cotangents, power iterations and --reinit."),
-    click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True),
-    click.option("--imgsz", type=click.IntRange(min=32), default=None,
-                 help="Input size for graphs with dynamic height/width."),
-    click.option("--input", "input_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                 help="An image as .npy (NCHW or CHW float) instead of seeded random images."),
-    click.option("--reinit", type=click.Choice(REINIT), default=None,
-                 help="Replace the weights by a documented initialisation (study the architecture)."),
-    click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-                 help="auto: onnxruntime-training when installed and able, else torch."),
-    click.option("--power-iters", type=click.IntRange(min=1), default=20, show_default=True,
-                 help="Power-iteration steps per block Jacobian bound."),
-    click.option("--max-blocks", type=click.IntRange(min=0), default=24, show_default=True,
-                 help="Blocks that get a Jacobian bound."),
-    click.option("--threshold", "thresholds", metavar="NAME=VALUE", multiple=True, callback=_threshold_pairs,
-                 help="Move a verdict boundary, e.g. stable_low=0.05 (repeatable; names in docs/numeric.md)."),
-]
-
-
-def numeric_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the numeric options (see :class:`BackwardOptions`) to a command."""
-    for option in reversed(_OPTIONS):
-        f = option(f)
-    return f
-
-
-def backward_options(**values: Any) -> Any:
-    """:class:`BackwardOptions` from the parsed numeric options (raises the install hint
-    without torch before anything heavy is imported)."""
-    if importlib.util.find_spec("torch") is None:
-        raise MissingExtraError("torch", "torch", "the numeric backward pass")
-    from graphpath.numeric.backward import BackwardOptions
-    from graphpath.numeric.metrics import thresholds_with
-
-    input_file = values.pop("input_file", None)
-    thresholds = thresholds_with(values.pop("thresholds", None) or {})
-    return BackwardOptions(input_file=None if input_file is None else str(input_file), thresholds=thresholds,
-                           **values)
 
 
 @click.command()
-@click.argument("model", type=click.Path(path_type=Path))
+@model_argument
 @numeric_options
-@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the report to FILE (only after success) instead of stdout.")
+@format_option()
+@output_option()
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 def backward(model: Path, fmt: str, output: Path | None, quiet: bool, **numeric: Any) -> None:
     """Numeric backward pass of MODEL: gradient norm versus depth, block gains and Jacobian
@@ -93,8 +29,6 @@ def backward(model: Path, fmt: str, output: Path | None, quiet: bool, **numeric:
     Probes put seeded random cotangents on the raw head tensors (the decode tail is cut off and
     named); the forward pass is checked against onnxruntime first.
     """
-    from graphpath.cli.main import write_output
-
     options = backward_options(**numeric)
     from graphpath.numeric.backward import run_backward
 

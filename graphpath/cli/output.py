@@ -1,11 +1,24 @@
-"""Writing result files atomically: a reader sees the old file or the whole new one, never a
-partial one, and a failed run leaves nothing behind."""
+"""Where a command's result goes: stdout, or a file written atomically (a reader sees the old
+file or the whole new one, never a partial one, and a failed run leaves nothing behind), and the
+``--format`` and ``-o/--output`` options that choose it.
+
+Every command module imports these from here, never from :mod:`graphpath.cli.main`.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+import click
+
+#: The formats of the single-model commands (analyze, paths, blocks, backward, zoo list).
+TEXT_FORMATS = ("text", "json")
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 def _umask() -> int:
@@ -26,3 +39,26 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """Write the report to stdout, or to ``output`` atomically (never a partial file)."""
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    atomic_write(output, text)
+
+
+def output_option(what: str = "report", *, writable: bool = False) -> Decorator:
+    """The ``-o/--output FILE`` option; ``writable`` also refuses an existing read-only FILE
+    as a usage error (the static commands always did)."""
+    return click.option(
+        "-o", "--output", type=click.Path(dir_okay=False, writable=writable, path_type=Path),
+        default=None, help=f"Write the {what} to FILE (only after success) instead of stdout.",
+    )
+
+
+def format_option(choices: Sequence[str] = TEXT_FORMATS, default: str = "text") -> Decorator:
+    """The ``--format`` option (parameter ``fmt``): an unknown format is a usage error."""
+    return click.option("--format", "fmt", type=click.Choice(list(choices)), default=default,
+                        show_default=True)

@@ -1,9 +1,9 @@
 """``graphpath report``: the stability table of one or more models (:mod:`graphpath.stability.table`).
 
-Registered on the main group in :mod:`graphpath.cli.main` (``cli.add_command(report)``), whose error
-handling maps ``GraphpathError`` to exit 2 (one line, nothing written) and anything unexpected
-to exit 3. Progress goes to stderr: a rich bar on a terminal, one plain line per step otherwise,
-nothing with ``--quiet``. Heavy modules load inside the command.
+Loaded on demand by the main group in :mod:`graphpath.cli.main`, whose error handling maps
+``GraphpathError`` to exit 2 (one line, nothing written) and anything unexpected to exit 3.
+Progress goes to stderr: a rich bar on a terminal, one plain line per step otherwise, nothing
+with ``--quiet``. Heavy modules load inside the command.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from graphpath.cli.output import output_option, write_output
 from graphpath.cli.progress import progress_reporter
 from graphpath.formats import format_names
 
@@ -20,10 +21,9 @@ from graphpath.formats import format_names
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(format_names("table")), default=None,
               help="text (terminal), md (GitHub Markdown), html (one self-contained file with plots), "
-                   "json (schema graphpath/schemas/stability-table.schema.json), csv (one row per model). "
+                   "json (schema graphpath/stability/stability-table.schema.json), csv (one row per model). "
                    "Default: from the -o suffix (.md .html .json .csv), else text.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the table to FILE (only after success) instead of stdout.")
+@output_option("table")
 @click.option("--numeric/--no-numeric", default=False, show_default=True,
               help="Also run the numeric backward pass (needs the torch extra) for the measured columns "
                    "and verdicts; without it the verdict column says 'not measured'.")
@@ -39,7 +39,6 @@ def report(models: tuple[Path, ...], fmt: str | None, output: Path | None, numer
     Rows come in the seed table's generation order (v1 … v12, YOLOX after v5), ties in the
     order given.
     """
-    from graphpath.cli.main import write_output
     from graphpath.formats import get_renderer
     from graphpath.stability.table import report_models
 

@@ -1,6 +1,6 @@
 """JSON of the stability table: ``StabilityTable.to_dict()`` with sorted keys, byte-stable.
 
-The shape is ``graphpath/schemas/stability-table.schema.json`` (shipped as package data).
+The shape is ``graphpath/stability/stability-table.schema.json`` (shipped as package data).
 """
 
 from __future__ import annotations
@@ -20,6 +20,6 @@ def render(table: StabilityTable) -> str:
 
 def schema() -> dict[str, Any]:
     """The JSON Schema of :func:`render`'s output (package data)."""
-    text = resources.files("graphpath").joinpath("schemas").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    text = resources.files("graphpath.stability").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
     loaded: dict[str, Any] = json.loads(text)
     return loaded

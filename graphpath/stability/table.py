@@ -9,7 +9,7 @@ beside the measured one, marked ``agree``/``disagree``.
 
 Every ``"table"`` renderer of :mod:`graphpath.formats` (``graphpath.formats.table_*``) takes a
 :class:`StabilityTable` and nothing else; :meth:`StabilityTable.to_dict` is the JSON form (schema
-``graphpath/schemas/stability-table.schema.json``).
+``graphpath/stability/stability-table.schema.json``).
 
 Rows are built from the typed reports (:func:`build_row`), never from their JSON::
 
@@ -368,7 +368,7 @@ class StabilityTable:
         return tuple(out)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form (``graphpath/schemas/stability-table.schema.json``)."""
+        """The JSON form (``graphpath/stability/stability-table.schema.json``)."""
         return {
             "schema_version": TABLE_SCHEMA_VERSION,
             "kind": "graphpath.stability-table",
