@@ -35,6 +35,23 @@ def _table(columns: list[str]) -> Table:
     return table
 
 
+def _condition(report: NumericReport) -> str:
+    """The measurement condition in one line: weights or init (scheme), and the norm decision."""
+    norm = report.norm
+    if report.condition == "init":
+        head = f"init ({report.options.init})"
+    else:
+        head = "weights (the file's own)"
+    if norm.mode == "batch":
+        what = f"train-mode BatchNorm after {len(norm.convs)} convs"
+        if norm.bn_nodes:
+            what += f", {len(norm.bn_nodes)} BatchNormalization nodes on batch statistics"
+        if norm.skipped:
+            what += f", {len(norm.skipped)} skipped (one element per channel)"
+        return f"{head}; norm {norm.requested} → batch: {what} ({norm.reason})"
+    return f"{head}; norm {norm.requested} → none ({norm.reason})"
+
+
 def render_numeric_text(report: NumericReport, width: int = 110, *, curve_rows: int = 0,
                         block_rows: int = 40, param_rows: int = 10) -> str:
     """The report as fixed-width text.
@@ -70,6 +87,7 @@ def render_numeric_text(report: NumericReport, width: int = 110, *, curve_rows: 
         ("parity vs onnxruntime", f"ok, max abs {_g(par.max_abs)}, max rel {_g(par.max_rel)}"
                                   + "".join(f" {n}" for n in par.notes)),
         ("probes", f"{report.probes} (seed {report.seed}{', reinit ' + report.reinit if report.reinit else ''})"),
+        ("condition", _condition(report)),
     ]
     if report.backend_agreement is not None:
         a = report.backend_agreement
@@ -102,6 +120,24 @@ def render_numeric_text(report: NumericReport, width: int = 110, *, curve_rows: 
             blocks.add_row(b.name, b.kind, _g(b.gain), _g(b.jacobian_sigma) + (f" ({b.note})" if b.note else ""),
                            str(b.iterations), _g(b.last_change))
         section(blocks_title, blocks)
+
+    signal = [p for p in report.signal if p.kind == "block"] or list(report.signal)
+    if signal:
+        where = "block outputs" if signal[0].kind == "block" else "weighted units' feature maps"
+        if curve_rows and len(signal) > curve_rows:
+            signal = signal[:: math.ceil(len(signal) / curve_rows)]
+        sig_title = f"Signal propagation (forward, {where}; Brock et al. 2021)"
+        sig_table = _table(["depth", "name", "avg channel squared mean", "avg channel variance"])
+        for p in signal:
+            sig_table.add_row(str(p.depth), p.name, _g(p.channel_sq_mean), _g(p.channel_var))
+        section(sig_title, sig_table)
+
+    gw = report.grad_to_weight
+    if gw.used:
+        console.print(f"‖∂L/∂W‖/‖W‖ over {gw.used} layers: spread (max/min) {_g(gw.spread)}, "
+                      f"slope of ln against depth {_g(gw.log_slope)} (×{_g(math.exp(gw.log_slope))} per depth)"
+                      if math.isfinite(gw.log_slope) else
+                      f"‖∂L/∂W‖/‖W‖ over {gw.used} layers: spread (max/min) {_g(gw.spread)}")
 
     if report.operator_norms:
         sig = [o.sigma for o in report.operator_norms]

@@ -18,8 +18,19 @@ Steps (each a function returning a frozen dataclass; progress through
    agreement of per-parameter gradient norms between torch and onnxruntime-training.
 6. The verdict (:func:`graphpath.numeric.metrics.verdict`).
 
-``--reinit`` replaces the parameters before step 3 (the scheme is in :func:`reinit_parameters`);
-the parity check always runs on the model's own weights.
+The **condition** (``BackwardOptions.condition``): ``weights`` runs at the file's own weights;
+``init`` re-draws every weighted layer with ``BackwardOptions.init``
+(:func:`graphpath.numeric.reinit.init_parameters`) and restores train-mode BatchNorm where
+``BackwardOptions.norm`` resolves to ``batch`` (:func:`graphpath.numeric.norm.resolve_norm`; the
+evaluator's ``train_norm`` option) for steps 3–5. ``--reinit kaiming-normal`` is ``init`` with
+``kaiming-normal`` and no norm. Under ``init`` only the torch evaluator can run (the parameters
+and the restored BatchNorm live there). The parity check always runs on the model's own weights
+without restored BatchNorm.
+
+Step 3 also records the forward signal (average channel squared mean and variance, Brock et
+al. 2021) at every weighted unit's feature map and every block's output, and the report
+derives the per-layer gradient-to-weight ratios ``‖∂L/∂W‖/‖W‖`` from its parameter gradients
+(:mod:`graphpath.numeric.measures`).
 
 Example::
 
@@ -41,22 +52,29 @@ import numpy as np
 from graphpath import onnx_io
 from graphpath.errors import GraphpathError
 from graphpath.model.graph import ModelGraph
+from graphpath.model.layers import LayerGraph
 from graphpath.model.loaded import LoadedModel
 from graphpath.numeric.backends import Backend, TorchBackend, select_backends
 from graphpath.numeric.measures import (
+    GradToWeight,
+    GradWeightPoint,
     OperatorNorm,
+    SignalPoint,
     backend_gradient_norms,
     block_jacobian_sigma,
+    channel_moments,
     clip_bounds,
     cotangent_norm,
+    grad_to_weight,
     operator_norms,
     probe_pass,
     tensor_norm,
 )
 from graphpath.numeric.metrics import activation_input, dead_fraction, unit_depths, verdict
+from graphpath.numeric.norm import NormPlan, TrainNorm, resolve_norm
 from graphpath.numeric.options import BackwardOptions
 from graphpath.numeric.probes import HeadCut, all_heads, find_head_cuts, probe_cotangents, probe_inputs
-from graphpath.numeric.reinit import REINIT_SCHEMES, reinit_parameters
+from graphpath.numeric.reinit import REINIT_SCHEMES, init_parameters, reinit_parameters
 from graphpath.numeric.results import (
     BackendAgreement,
     BlockResult,
@@ -76,7 +94,8 @@ from graphpath.numeric.scope import (
     tensor_consumers,
 )
 
-__all__ = ["BackwardOptions", "NumericReport", "REINIT_SCHEMES", "reinit_parameters", "run_backward"]
+__all__ = ["BackwardOptions", "NumericReport", "REINIT_SCHEMES", "init_parameters", "reinit_parameters",
+           "run_backward"]
 
 Progress = Callable[[int, int, str], None]
 
@@ -104,8 +123,13 @@ class _Setup:
     fixed_input: np.ndarray | None
     seed: int
     named: Mapping[str, Any]          # the evaluator's own parameters (torch), by ONNX name
-    overrides: Mapping[str, Any]      # --reinit values by ONNX name
+    overrides: Mapping[str, Any]      # the init condition's values by ONNX name
     base: Mapping[str, Any]           # what the probes run at: overrides else the model's own
+    norm: NormPlan                    # where train-mode BatchNorm is restored
+
+    @property
+    def train_norm(self) -> TrainNorm | None:
+        return self.norm.train_norm
 
     def inputs_for(self, k: int) -> dict[str, np.ndarray]:
         """Probe ``k``'s input (seeded image, or ``--input`` for every probe)."""
@@ -131,6 +155,7 @@ class _Plan:
     depths: Mapping[str, int]
     first_units: tuple[str, ...]
     consumers: Mapping[str, Sequence[str]]
+    signal: tuple[tuple[str, str, str, int], ...]   # (name, kind, tensor, depth) of the forward signal
 
 
 @dataclass(frozen=True)
@@ -144,6 +169,7 @@ class _ProbeTotals:
     nonfinite: tuple[str, ...]
     ratio_sum: float
     ratio_rms_sum: float
+    moments: Mapping[str, tuple[float, float]]        # tensor → summed (channel squared mean, variance)
     cotangents: tuple[dict[str, np.ndarray], ...]
     torch_param_grads: tuple[dict[str, np.ndarray], ...]   # only with --backend both
 
@@ -185,10 +211,12 @@ def _setup(model: LoadedModel, opts: BackwardOptions) -> _Setup:
     shapes, fixed = input_setup(model.graph, opts)
     ev = Evaluator.from_model(model, device=opts.device, outputs=list(heads), input_shapes=shapes)
     named = ev.named_onnx_parameters()
-    overrides = reinit_parameters(model.graph, named, opts.seed, opts.reinit) if opts.reinit else {}
+    overrides = init_parameters(model.graph, named, opts.seed, opts.init) if opts.condition == "init" else {}
     base = {k: (torch.as_tensor(overrides[k], device=ev.device, dtype=ev.dtype) if k in overrides
                 else v.detach()) for k, v in named.items()}
-    return _Setup(model, cuts, heads, ev, fixed, opts.seed, named, overrides, base)
+    in_scope = {t: s for t, s in ev.shapes.items() if t not in ev.folded and t not in model.graph.params}
+    norm = resolve_norm(model, heads, in_scope, opts.norm, opts.condition)
+    return _Setup(model, cuts, heads, ev, fixed, opts.seed, named, overrides, base, norm)
 
 
 def _parity(s: _Setup, opts: BackwardOptions) -> Parity:
@@ -236,11 +264,29 @@ def _plan(s: _Setup, opts: BackwardOptions) -> _Plan:
                     else (sibling_entry(graph, e, x, consumers) or e), x)
                    for n, k, e, x in block_list[: opts.max_blocks])
     boundary = tuple(sorted({t for _, _, e, x in blocks for t in (e, x)}))
+    rank = {u: i for i, u in enumerate(layers.topo_order())}
+    tensor_depth = _tensor_depths(graph, layers, depths)
+    # the forward signal at every block's output, not only the max_blocks with a Jacobian bound
+    signal = tuple((u, "unit", t, depths[u]) for u, t in sorted(feature.items(), key=lambda kv: rank[kv[0]]))
+    signal += tuple(sorted(((n, "block", x, tensor_depth.get(x, 0)) for n, _, _, x in block_list),
+                           key=lambda p: p[3]))
     grad_of = tuple(sorted(set(feature.values()) | set(boundary)))
-    capture = tuple(sorted(set(grad_of) | {a[1] for a in acts.values()}))  # pre-activations: forward only
+    # pre-activations and block outputs beyond max_blocks: forward only
+    capture = tuple(sorted(set(grad_of) | {a[1] for a in acts.values()} | {t for _, _, t, _ in signal}))
     return _Plan(feature=feature, activations=acts, blocks=blocks, block_source=source, boundary=boundary,
                  grad_of=grad_of, capture=capture, depths=depths,
-                 first_units=tuple(u for u in feature if depths.get(u) == 1), consumers=consumers)
+                 first_units=tuple(u for u in feature if depths.get(u) == 1), consumers=consumers, signal=signal)
+
+
+def _tensor_depths(graph: ModelGraph, layers: LayerGraph, depths: Mapping[str, int]) -> dict[str, int]:
+    """The depth of every tensor a unit's ops produce (the unit's depth)."""
+    out: dict[str, int] = {}
+    for uid, d in depths.items():
+        for name in layers.unit(uid).nodes:
+            for t in graph.op(name).outputs:
+                if t:
+                    out[t] = d
+    return out
 
 
 def _probes(s: _Setup, plan: _Plan, opts: BackwardOptions, tick: _Ticker) -> _ProbeTotals:
@@ -254,6 +300,7 @@ def _probes(s: _Setup, plan: _Plan, opts: BackwardOptions, tick: _Ticker) -> _Pr
     dead_counts: dict[str, list[int]] = {}
     nonfinite: set[str] = set()
     ratio_sum = ratio_rms_sum = 0.0
+    moments = {t: (0.0, 0.0) for _, _, t, _ in plan.signal}
     param_grads: list[dict[str, np.ndarray]] = []
     cots: list[dict[str, np.ndarray]] = []
     nh = sum(int(np.prod(ev.shapes[h])) for h in heads) or 1
@@ -261,7 +308,8 @@ def _probes(s: _Setup, plan: _Plan, opts: BackwardOptions, tick: _Ticker) -> _Pr
         cot = probe_cotangents(ev.shapes, heads, opts.seed, k)
         cots.append(cot)
         cnorm = cotangent_norm(cot)
-        out, pg, ag = probe_pass(ev, s.base, heads, plan.capture, s.inputs_for(k), cot, plan.grad_of)
+        out, pg, ag = probe_pass(ev, s.base, heads, plan.capture, s.inputs_for(k), cot, plan.grad_of,
+                                 train_norm=s.train_norm)
         nonfinite.update(f"forward:{h}" for h in heads if not bool(torch.isfinite(out[h]).all()))
         for n, g in pg.items():
             if g is None:
@@ -285,6 +333,9 @@ def _probes(s: _Setup, plan: _Plan, opts: BackwardOptions, tick: _Ticker) -> _Pr
         n0 = sum(numel[plan.feature[u]] for u in plan.first_units) or 1
         ratio_sum += f0 / cnorm
         ratio_rms_sum += (f0 / math.sqrt(n0)) / (cnorm / math.sqrt(nh))
+        for t, (m2, var) in moments.items():
+            dm2, dvar = channel_moments(out[t])
+            moments[t] = (m2 + dm2, var + dvar)
         with torch.no_grad():
             for kind, xt, attrs, bounds in plan.activations.values():
                 res = dead_fraction(kind, out[xt], attrs, threshold=opts.dead_threshold, bounds=bounds)
@@ -299,7 +350,7 @@ def _probes(s: _Setup, plan: _Plan, opts: BackwardOptions, tick: _Ticker) -> _Pr
     return _ProbeTotals(grad_sum=grad_sum, numel=numel, param_sum=param_sum,
                         dead={kind: DeadFraction(dead=c[0], total=c[1], units=c[2]) for kind, c in dead_counts.items()},
                         nonfinite=tuple(sorted(nonfinite)), ratio_sum=ratio_sum, ratio_rms_sum=ratio_rms_sum,
-                        cotangents=tuple(cots), torch_param_grads=tuple(param_grads))
+                        moments=moments, cotangents=tuple(cots), torch_param_grads=tuple(param_grads))
 
 
 def _blocks(s: _Setup, plan: _Plan, totals: _ProbeTotals, opts: BackwardOptions,
@@ -309,7 +360,8 @@ def _blocks(s: _Setup, plan: _Plan, totals: _ProbeTotals, opts: BackwardOptions,
 
     x0 = {n: torch.from_numpy(v) for n, v in s.inputs_for(0).items()}
     with torch.no_grad():
-        entry_vals = s.ev(x0, s.base, outputs=list(s.heads), capture=list(plan.boundary)) if plan.boundary else {}
+        entry_vals = (s.ev(x0, s.base, outputs=list(s.heads), capture=list(plan.boundary), train_norm=s.train_norm)
+                      if plan.boundary else {})
     out: list[BlockResult] = []
     for i, (name, kind, entry, exit_) in enumerate(plan.blocks):
         g_in, g_out = totals.grad_sum.get(entry, 0.0), totals.grad_sum.get(exit_, 0.0)
@@ -318,7 +370,7 @@ def _blocks(s: _Setup, plan: _Plan, totals: _ProbeTotals, opts: BackwardOptions,
             sigma, iters, change, note = None, 0, math.nan, "exit does not depend on entry: no Jacobian"
         else:
             sigma, iters, change, note = block_jacobian_sigma(s.ev, x0, s.base, entry, exit_, entry_vals[entry],
-                                                              opts.power_iters, opts.seed + i)
+                                                              opts.power_iters, opts.seed + i, s.train_norm)
         out.append(BlockResult(name, kind, plan.block_source, entry, exit_, gain, sigma, iters, change, note))
         tick(f"block {i + 1}/{len(plan.blocks)}")
     return tuple(out)
@@ -326,10 +378,12 @@ def _blocks(s: _Setup, plan: _Plan, totals: _ProbeTotals, opts: BackwardOptions,
 
 def _backends(s: _Setup, totals: _ProbeTotals, opts: BackwardOptions) -> _BackendOutcome:
     """Step 5: the gradient backends (``--backend``) and, with ``both``, their agreement."""
-    torch_backend = TorchBackend(opts.device, evaluator=s.ev, params=s.overrides)
-    if opts.reinit and opts.backend == "auto":
+    torch_backend = TorchBackend(opts.device, evaluator=s.ev, params=s.overrides, train_norm=s.train_norm)
+    if opts.condition == "init" or s.train_norm is not None:
         chosen: list[Backend] = [torch_backend]
-        why = "torch: --reinit parameters are only available to the torch evaluator"
+        what = [w for w, on in (("the init condition's parameters", opts.condition == "init"),
+                                ("train-mode BatchNorm", s.train_norm is not None)) if on]
+        why = f"torch: {' and '.join(what)} {'are' if len(what) > 1 else 'is'} only available to the torch evaluator"
     else:
         chosen, why = select_backends(opts.backend, s.model, torch_backend=torch_backend)
     name = "+".join(b.name for b in chosen)
@@ -362,6 +416,20 @@ def _verdict(s: _Setup, ratio: float, curve: Sequence[UnitGradient], nonfinite: 
     return value, reason
 
 
+def _grad_to_weight(s: _Setup, plan: _Plan, parameters: Mapping[str, float]) -> GradToWeight:
+    """``‖∂L/∂W‖/‖W‖`` of every weighted unit feeding the heads (its weight: the anchoring op's
+    parameter input, ``x·W`` first), at the parameters the probes ran at."""
+    graph, layers = s.model.graph, s.model.layers
+    points: list[GradWeightPoint] = []
+    for uid in plan.feature:
+        op = graph.op(layers.unit(uid).nodes[0])
+        w = next((t for t in (op.inputs[1:2] + op.inputs[:1]) if t in s.base and t in parameters), None)
+        if w is None:
+            continue
+        points.append(GradWeightPoint(uid, w, plan.depths[uid], float(parameters[w]), tensor_norm(s.base[w])))
+    return grad_to_weight(points)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -379,6 +447,10 @@ def run_backward(model: LoadedModel | str | os.PathLike[str], options: BackwardO
         raise GraphpathError("--probes must be at least 1")
     if opts.reinit is not None and opts.reinit not in REINIT_SCHEMES:
         raise GraphpathError(f"unknown --reinit scheme {opts.reinit!r}; choose one of {', '.join(REINIT_SCHEMES)}")
+    if (opts.condition == "init" or opts.norm == "batch") and opts.backend in ("ort-training", "both"):
+        what = "--condition init" if opts.condition == "init" else "--norm batch"
+        raise GraphpathError(f"--backend {opts.backend} cannot run under {what}: onnxruntime-training differentiates "
+                             "the file's own graph and weights; use --backend torch (or auto)")
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -414,9 +486,15 @@ def run_backward(model: LoadedModel | str | os.PathLike[str], options: BackwardO
     parameters = backends.parameters or {n: v / K for n, v in totals.param_sum.items()}
     ratio = totals.ratio_sum / K if plan.first_units else math.nan
     th = opts.thresholds
-    flags = {"vanishing": tuple(sorted(n for n, v in parameters.items() if v < th.param_vanishing_below)),
+    # biases of convs followed by restored train-mode BatchNorm get no gradient by construction
+    # (the batch mean removes them): not a vanishing gradient
+    normalised_bias = {op.inputs[2] for op in map(loaded.graph.op, s.norm.convs) if len(op.inputs) > 2}
+    flags = {"vanishing": tuple(sorted(n for n, v in parameters.items()
+                                       if v < th.param_vanishing_below and n not in normalised_bias)),
              "exploding": tuple(sorted(n for n, v in parameters.items() if v > th.param_exploding_above))}
     verdict_value, reason = _verdict(s, ratio, curve, totals.nonfinite, plan.first_units, op_norms, opts)
+    signal = tuple(SignalPoint(n, kind, t, d, totals.moments[t][0] / K, totals.moments[t][1] / K)
+                   for n, kind, t, d in plan.signal)
     timings["total"] = time.perf_counter() - start
     return NumericReport(
         model=loaded.name, backend=backends.name, backend_reason=backends.reason, device=str(s.ev.device),
@@ -425,5 +503,5 @@ def run_backward(model: LoadedModel | str | os.PathLike[str], options: BackwardO
         ratio_rms=totals.ratio_rms_sum / K if plan.first_units else math.nan, first_units=plan.first_units,
         blocks=blocks, block_source=plan.block_source, operator_norms=tuple(op_norms), dead=totals.dead,
         nonfinite=totals.nonfinite, backend_agreement=backends.agreement, verdict=verdict_value, reason=reason,
-        timings=timings,
+        norm=s.norm, signal=signal, grad_to_weight=_grad_to_weight(s, plan, parameters), timings=timings,
     )

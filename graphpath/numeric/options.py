@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from graphpath.errors import GraphpathError
 from graphpath.numeric.metrics import DEFAULT_THRESHOLDS, VerdictThresholds
 from graphpath.numeric.probes import HeadFinder
+from graphpath.numeric.reinit import INIT_SCHEMES, REINIT_SCHEMES, InitScheme
 
-__all__ = ["BackwardOptions"]
+__all__ = ["CONDITIONS", "NORM_MODES", "BackwardOptions", "Condition", "NormMode"]
+
+Condition = Literal["weights", "init"]
+NormMode = Literal["auto", "batch", "none"]
+#: ``--condition``: the file's own weights, or the network as it starts training.
+CONDITIONS: tuple[Condition, ...] = ("weights", "init")
+#: ``--norm``: where train-mode BatchNorm is restored under ``init`` (see :mod:`graphpath.numeric.norm`).
+NORM_MODES: tuple[NormMode, ...] = ("auto", "batch", "none")
 
 
 @dataclass(frozen=True)
@@ -22,7 +31,18 @@ class BackwardOptions:
         device: ``auto`` | ``cpu`` | ``cuda`` (``--device``).
         imgsz: input size for dynamic graphs (``--imgsz``); static graphs run at their size.
         input_file: a ``.npy`` image (NCHW or CHW, float) used by every probe (``--input``).
-        reinit: ``None`` or a scheme of :data:`REINIT_SCHEMES` (``--reinit``).
+        reinit: ``None`` or a scheme of :data:`REINIT_SCHEMES` (``--reinit``, the older flag):
+            ``reinit="kaiming-normal"`` is ``condition="init", init="kaiming-normal",
+            norm="none"`` (set so at construction; an explicit ``norm="batch"`` is kept).
+        condition: ``weights`` (the file's own weights) or ``init`` (every weighted layer
+            re-drawn with ``init``, BatchNorm restored in training mode per ``norm``)
+            (``--condition``).
+        init: the init scheme under ``condition="init"`` (:data:`INIT_SCHEMES`, ``--init``).
+        norm: ``auto`` | ``batch`` | ``none`` (``--norm``): under ``init``, whether train-mode
+            BatchNorm is restored after the BN-fused convs and BatchNormalization nodes switch
+            to batch statistics; ``auto`` decides from the graph
+            (:func:`graphpath.numeric.norm.resolve_norm`). Under ``weights`` only an explicit
+            ``batch`` restores it.
         backend: ``auto`` | ``torch`` | ``ort-training`` | ``both`` (``--backend``).
         power_iters: power-iteration steps per block Jacobian (``--power-iters``).
         max_blocks: at most this many blocks get a Jacobian bound (largest first kept in
@@ -40,6 +60,9 @@ class BackwardOptions:
     imgsz: int | None = None
     input_file: str | None = None
     reinit: str | None = None
+    condition: Condition = "weights"
+    init: InitScheme = "torch-default"
+    norm: NormMode = "auto"
     backend: str = "auto"
     power_iters: int = 20
     max_blocks: int = 24
@@ -50,9 +73,26 @@ class BackwardOptions:
     thresholds: VerdictThresholds = DEFAULT_THRESHOLDS
     head_finder: HeadFinder | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("--condition", self.condition, CONDITIONS), ("--init", self.init, INIT_SCHEMES),
+                                     ("--norm", self.norm, NORM_MODES)):
+            if value not in allowed:
+                raise GraphpathError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+        if self.reinit is not None:
+            if self.reinit not in REINIT_SCHEMES:
+                raise GraphpathError(f"unknown --reinit scheme {self.reinit!r}; choose one of {', '.join(REINIT_SCHEMES)}")
+            # the older flag is a condition: the frozen dataclass sets its own derived fields once
+            object.__setattr__(self, "condition", "init")
+            object.__setattr__(self, "init", self.reinit)
+            if self.norm == "auto":
+                object.__setattr__(self, "norm", "none")
+
     def echo(self) -> dict[str, Any]:
-        """The options as the report states them (the input file by name only)."""
+        """The options as the report states them (the input file by name only; ``init`` only
+        under the ``init`` condition)."""
         return {"probes": self.probes, "seed": self.seed, "imgsz": self.imgsz, "reinit": self.reinit,
+                "condition": self.condition, "init": self.init if self.condition == "init" else None,
+                "norm": self.norm,
                 "backend": self.backend, "power_iters": self.power_iters, "max_blocks": self.max_blocks,
                 "spectral_max_hw": self.spectral_max_hw, "dead_threshold": self.dead_threshold,
                 "input_file": None if self.input_file is None else Path(self.input_file).name}

@@ -13,14 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphpath.numeric.measures import OperatorNorm
+from graphpath.numeric.measures import GradToWeight, GradWeightPoint, OperatorNorm, SignalPoint
 from graphpath.numeric.metrics import Verdict, VerdictThresholds
+from graphpath.numeric.norm import NormPlan
 from graphpath.numeric.options import BackwardOptions
 from graphpath.numeric.probes import HeadCut
 from graphpath.report import round_float
 
-__all__ = ["BackendAgreement", "BlockResult", "DeadFraction", "NumericReport", "Parity", "UnitGradient",
-           "Verdict", "json_ready"]
+__all__ = ["BackendAgreement", "BlockResult", "DeadFraction", "GradToWeight", "GradWeightPoint", "NormPlan",
+           "NumericReport", "Parity", "SignalPoint", "UnitGradient", "Verdict", "json_ready"]
 
 def _json_float(x: float) -> float | str:
     """6 significant digits; non-finite values as strings (JSON has no NaN)."""
@@ -127,7 +128,14 @@ class BackendAgreement:
 
 @dataclass(frozen=True)
 class NumericReport:
-    """Everything the numeric backward pass measured; ``to_dict()`` is its JSON form."""
+    """Everything the numeric backward pass measured; ``to_dict()`` is its JSON form.
+
+    Under the ``init`` condition ``norm`` says where train-mode BatchNorm was restored; ``signal``
+    is the forward signal (Brock et al. 2021) at every weighted unit's feature map (``kind
+    "unit"``, in curve order) and every block's output (``kind "block"``); ``grad_to_weight``
+    holds the per-layer ``‖∂L/∂W‖/‖W‖`` with their spread and depth trend
+    (:mod:`graphpath.numeric.measures`).
+    """
 
     model: str
     backend: str
@@ -152,6 +160,9 @@ class NumericReport:
     backend_agreement: BackendAgreement | None
     verdict: Verdict
     reason: str
+    norm: NormPlan = field(default_factory=lambda: NormPlan("auto", "none", "the file's own weights"))
+    signal: tuple[SignalPoint, ...] = ()
+    grad_to_weight: GradToWeight = field(default_factory=GradToWeight)
     timings: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     @property
@@ -165,6 +176,10 @@ class NumericReport:
     @property
     def reinit(self) -> str | None:
         return self.options.reinit
+
+    @property
+    def condition(self) -> str:
+        return self.options.condition
 
     @property
     def thresholds(self) -> VerdictThresholds:
@@ -185,6 +200,11 @@ class NumericReport:
             "probes": self.probes,
             "seed": self.seed,
             "reinit": self.reinit,
+            "condition": {"name": self.condition,
+                          "init": self.options.init if self.condition == "init" else None,
+                          "norm": self.norm.to_dict()},
+            "signal": [p.to_dict() for p in self.signal],
+            "grad_to_weight": self.grad_to_weight.to_dict(),
             "cuts": [c.to_dict() for c in self.cuts],
             "curve": [u.to_dict() for u in self.curve],
             "parameters": dict(self.parameters),

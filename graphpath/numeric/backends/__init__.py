@@ -33,6 +33,7 @@ import numpy as np
 
 from graphpath.errors import GraphpathError
 from graphpath.model.loaded import LoadedModel
+from graphpath.numeric.norm import TrainNorm
 
 __all__ = ["BACKEND_CHOICES", "Backend", "TorchBackend", "select_backends"]
 
@@ -74,16 +75,20 @@ class TorchBackend:
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` … (see ``Evaluator.from_model``).
         evaluator: an already built evaluator to reuse (its outputs must cover the heads);
             when ``None`` one is built per call from the model.
-        params: parameter values by ONNX name to use instead of the model's own (``--reinit``).
+        params: parameter values by ONNX name to use instead of the model's own (the ``init``
+            condition).
+        train_norm: the evaluator's ``train_norm`` option (train-mode BatchNorm restored under
+            ``init``).
     """
 
     name = "torch"
 
     def __init__(self, device: str = "auto", *, evaluator: Any = None,
-                 params: Mapping[str, Any] | None = None) -> None:
+                 params: Mapping[str, Any] | None = None, train_norm: TrainNorm | None = None) -> None:
         self.device = device
         self.evaluator = evaluator
         self.params = dict(params or {})
+        self.train_norm = train_norm
 
     def available(self) -> tuple[bool, str]:
         try:
@@ -121,7 +126,7 @@ class TorchBackend:
                     if k in self.params else p.detach()) for k, p in named.items()}
         leaves = {k: v.clone().requires_grad_(True) for k, v in base.items()}
         feed = {k: torch.from_numpy(np.asarray(v)) for k, v in inputs.items()}
-        out = ev(feed, leaves, outputs=list(head_tensors))
+        out = ev(feed, leaves, outputs=list(head_tensors), train_norm=self.train_norm)
         loss = sum((out[h] * torch.as_tensor(cotangents[h], device=ev.device, dtype=out[h].dtype)).sum()
                    for h in head_tensors)
         grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)

@@ -44,7 +44,17 @@ try:
 except ImportError as exc:  # the torch extra is optional
     raise MissingExtraError("torch", "torch", "the numeric backward pass") from exc
 
-from graphpath.numeric.evaluator.ops_torch import FOLD_ONLY, OPS, Node, OpFn, to_tensor, torch_dtype
+from graphpath.numeric.evaluator.ops_torch import (
+    FOLD_ONLY,
+    OPS,
+    Node,
+    OpFn,
+    batch_norm_batch_stats,
+    batch_stat_norm,
+    to_tensor,
+    torch_dtype,
+)
+from graphpath.numeric.norm import TrainNorm
 
 __all__ = ["Evaluator", "OutputParity", "ParityResult", "check_parity", "require_parity"]
 
@@ -327,6 +337,7 @@ class Evaluator(nn.Module):
         capture: Iterable[str] | None = None,
         replace: Mapping[str, torch.Tensor] | None = None,
         perturb: Mapping[str, torch.Tensor] | None = None,
+        train_norm: TrainNorm | None = None,
     ) -> dict[str, torch.Tensor]:
         """Evaluate the graph; every tensor is addressed by its ONNX name.
 
@@ -341,6 +352,11 @@ class Evaluator(nn.Module):
             replace: tensors whose value is given instead of computed (upstream ops skipped).
             perturb: tensors to which a value is added right after they are computed; a zero
                 perturbation turns ``torch.func.vjp`` into the gradient at that tensor.
+            train_norm: train-mode BatchNorm restored (the ``init`` condition, see
+                :mod:`graphpath.numeric.norm`): its ``tensors`` are normalised with batch
+                statistics right after they are computed (before ``perturb``; a captured or
+                replaced tensor holds the normalised value), and with ``bn_nodes``
+                BatchNormalization nodes use batch statistics.
 
         Returns:
             ``{name: tensor}`` for ``outputs`` (or :attr:`output_names`) and ``capture``.
@@ -375,10 +391,14 @@ class Evaluator(nn.Module):
                 return self.params[self.param_keys[t]]
             return self._consts[t]
 
+        norm = train_norm or TrainNorm()
         for step in steps:
-            outs = step.fn(step.node, [value(t) if t else None for t in step.node.inputs])
+            fn = batch_norm_batch_stats if norm.bn_nodes and step.node.op_type == "BatchNormalization" else step.fn
+            outs = fn(step.node, [value(t) if t else None for t in step.node.inputs])
             for o, v in zip(step.node.outputs, outs if isinstance(outs, tuple) else (outs,), strict=False):
                 if o:
+                    if o in norm.tensors:
+                        v = batch_stat_norm(v, norm.eps)
                     env[o] = v + perturb[o] if o in perturb else v
         return {t: value(t) for t in wanted}
 

@@ -68,7 +68,8 @@ from graphpath.numeric.evaluator.ops_resample import (
 )
 
 # Node, the op types and the dtype helpers are re-exported: the evaluator imports them from here.
-__all__ = ["FOLD_ONLY", "OPS", "Node", "OpFn", "OpResult", "Tensor", "to_tensor", "torch_dtype"]
+__all__ = ["FOLD_ONLY", "OPS", "Node", "OpFn", "OpResult", "Tensor", "batch_norm_batch_stats", "batch_stat_norm",
+           "to_tensor", "torch_dtype"]
 
 
 # --------------------------------------------------------------------------- convolution, linear
@@ -143,6 +144,28 @@ def batch_norm(node: Node, xs: list[Any]) -> OpResult:
     shape = (1, -1) + (1,) * (x.dim() - 2)
     inv = torch.rsqrt(var + node.f("epsilon", 1e-5))
     return (x - mean.reshape(shape)) * (scale * inv).reshape(shape) + bias.reshape(shape)
+
+
+def batch_stat_norm(x: Tensor, eps: float) -> Tensor:
+    """Train-mode BatchNorm with ``γ = 1``, ``β = 0``: per channel (axis 1), the batch's mean and
+    biased variance over every other axis, differentiated through (``F.batch_norm(x, None, None,
+    training=True)``, written out so that ``torch.func`` and the meta device run it). A tensor
+    with one element per channel is returned as it is (its batch statistics are itself)."""
+    if x.dim() < 2 or x.numel() == x.shape[1]:
+        return x
+    dims = [0, *range(2, x.dim())]
+    d = x - x.mean(dims, keepdim=True)
+    return d * torch.rsqrt((d * d).mean(dims, keepdim=True) + eps)
+
+
+def batch_norm_batch_stats(node: Node, xs: list[Any]) -> OpResult:
+    """A BatchNormalization node in training mode: batch statistics instead of the running ones
+    (its scale, bias and epsilon kept); with one element per channel, the running ones."""
+    x, scale, bias = xs[:3]
+    if x.dim() < 2 or x.numel() == x.shape[1]:
+        return batch_norm(node, xs)
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    return batch_stat_norm(x, node.f("epsilon", 1e-5)) * scale.reshape(shape) + bias.reshape(shape)
 
 
 def instance_norm(node: Node, xs: list[Any]) -> OpResult:
