@@ -305,7 +305,7 @@ def numeric_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("torch", "graphpath.numeric.backward"))
 
 
-def _numeric_section(model: LoadedModel) -> dict[str, Any]:
+def _numeric_section(model: LoadedModel, options: Any = None) -> dict[str, Any]:
     """The numeric backward pass of one model as a report section; a model it cannot handle
     (unsupported op, parity refused) gives ``{"error": …}`` and its GP3xx rules are not
     evaluated, so one such model does not hide the others' findings."""
@@ -316,19 +316,19 @@ def _numeric_section(model: LoadedModel) -> dict[str, Any]:
     from graphpath.numeric.backward import run_backward
 
     try:
-        section: dict[str, Any] = run_backward(model).to_dict()
+        section: dict[str, Any] = run_backward(model, options).to_dict()
     except GraphpathError as exc:
         return {"error": str(exc)}
     return section
 
 
-def _analyze(path: str | os.PathLike[str], blocks: bool, numeric: bool) -> Mapping[str, Any]:
+def _analyze(path: str | os.PathLike[str], blocks: bool, numeric: bool, options: Any = None) -> Mapping[str, Any]:
     from graphpath.analysis import AnalyzeOptions, analyze
 
     model = onnx_io.open_model(path)
     report: dict[str, Any] = analyze(model, AnalyzeOptions(blocks=blocks)).to_dict()
     if numeric and "numeric" not in report:
-        report["numeric"] = _numeric_section(model)
+        report["numeric"] = _numeric_section(model, options)
     return report
 
 
@@ -345,6 +345,7 @@ def audit(
     blocks: bool = True,
     analyzer: Analyzer | None = None,
     progress: Callable[[str], None] | None = None,
+    backward_options: Any = None,
 ) -> AuditResult:
     """Audit the models at ``paths``.
 
@@ -358,6 +359,8 @@ def audit(
         blocks: run block detection (the structure rules need it).
         analyzer: ``path → report dict`` instead of :func:`graphpath.analysis.analyze`.
         progress: called with each model's display name before it is analysed.
+        backward_options: :class:`~graphpath.numeric.options.BackwardOptions` of the numeric pass
+            (condition, seeds …); default: the file's own weights, one seed.
 
     Raises:
         GraphpathError: a model or the baseline cannot be read.
@@ -365,7 +368,7 @@ def audit(
     cfg = config or AuditConfig()
     base = load_baseline(baseline) if isinstance(baseline, (str, os.PathLike)) else baseline
     run_numeric = numeric or cfg.numeric
-    run = analyzer or (lambda p: _analyze(p, blocks, run_numeric))
+    run = analyzer or (lambda p: _analyze(p, blocks, run_numeric, backward_options))
     single = len(paths) == 1
     audits = []
     for path in paths:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from graphpath.audit.rules.catalog import SEVERITIES
+from graphpath.cli.options import backward_options, condition_options
 from graphpath.cli.output import format_option, output_option, write_output
 from graphpath.formats import format_names
 
@@ -34,11 +36,12 @@ from graphpath.formats import format_names
 @output_option()
 @click.option("--write", "writes", multiple=True, metavar="FORMAT=FILE",
               help="Also write FORMAT to FILE (repeatable), e.g. --write sarif=graphpath.sarif.")
+@condition_options
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 @click.pass_context
 def audit(ctx: click.Context, models: tuple[Path, ...], config_file: Path | None, baseline: Path | None,
           numeric: bool | None, blocks: bool, fail_on: str | None, exit_zero: bool, fmt: str,
-          output: Path | None, writes: tuple[str, ...], quiet: bool) -> None:
+          output: Path | None, writes: tuple[str, ...], quiet: bool, **condition: Any) -> None:
     """Check MODELS against the rules (see `graphpath rules`) for CI.
 
     Exit codes: 0 clean, 1 findings at or above --fail-on (new ones only with --baseline),
@@ -53,8 +56,10 @@ def audit(ctx: click.Context, models: tuple[Path, ...], config_file: Path | None
     extra = [parse_write("audit", spec) for spec in writes]
     config = resolve_config(config_file)
     use_numeric = bool(numeric) if numeric is not None else config.numeric
+    options = backward_options(**condition) if use_numeric else None
     if quiet or not sys.stderr.isatty():
-        result = run(list(models), config, baseline, use_numeric, fail_on=fail_on, blocks=blocks)
+        result = run(list(models), config, baseline, use_numeric, fail_on=fail_on, blocks=blocks,
+                     backward_options=options)
     else:
         from rich.progress import Progress
 
@@ -68,7 +73,7 @@ def audit(ctx: click.Context, models: tuple[Path, ...], config_file: Path | None
                 done[0] += 1
 
             result = run(list(models), config, baseline, use_numeric, fail_on=fail_on, blocks=blocks,
-                         progress=step)
+                         progress=step, backward_options=options)
     for extra_fmt, file in extra:
         write_output(get_renderer("audit", extra_fmt)(result), file)
     write_output(get_renderer("audit", fmt)(result), output)

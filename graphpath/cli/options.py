@@ -20,6 +20,9 @@ from graphpath.errors import MissingExtraError
 BACKENDS = ("auto", "torch", "ort-training", "both")
 REINIT = ("kaiming-normal",)
 DEVICES = ("auto", "cpu", "cuda")
+CONDITIONS = ("weights", "init")
+INITS = ("torch-default", "kaiming-normal", "xavier")
+NORMS = ("auto", "batch", "none")
 
 
 def model_argument(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -41,6 +44,23 @@ def _threshold_pairs(ctx: click.Context, param: click.Parameter, values: tuple[s
     return out
 
 
+#: The measurement condition and its repetitions (also on ``report`` and ``audit``).
+_CONDITION_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+    click.option("--condition", type=click.Choice(CONDITIONS), default="weights", show_default=True,
+                 help="weights: the file's own weights; init: the network as it starts training "
+                      "(weights re-drawn with --init, train-mode BatchNorm restored per --norm)."),
+    click.option("--init", type=click.Choice(INITS), default="torch-default", show_default=True,
+                 help="Init scheme under --condition init."),
+    click.option("--norm", type=click.Choice(NORMS), default="auto", show_default=True,
+                 help="Train-mode BatchNorm under --condition init (auto: where the graph carries the "
+                      "BN-fused signature or BatchNormalization nodes)."),
+    click.option("--seeds", type=click.IntRange(min=1), default=None,
+                 help="Repetitions with independent seeds; every metric gets a 95 % interval "
+                      "(default 5 under init, 1 under weights)."),
+    click.option("--seed-offset", type=click.IntRange(min=0), default=0, show_default=True,
+                 help="Run seeds SEED+OFFSET … (e.g. 5 for seeds 5–9)."),
+]
+
 _NUMERIC_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     click.option("--probes", type=click.IntRange(min=1), default=4, show_default=True,
                  help="Random cotangent probes averaged."),
@@ -61,12 +81,21 @@ _NUMERIC_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
                  help="Blocks that get a Jacobian bound."),
     click.option("--threshold", "thresholds", metavar="NAME=VALUE", multiple=True, callback=_threshold_pairs,
                  help="Move a verdict boundary, e.g. stable_low=0.05 (repeatable; names in docs/numeric.md)."),
+    *_CONDITION_OPTIONS,
 ]
 
 
 def numeric_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Add the numeric options (see :class:`BackwardOptions`) to a command."""
     for option in reversed(_NUMERIC_OPTIONS):
+        f = option(f)
+    return f
+
+
+def condition_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--condition``, ``--init``, ``--norm``, ``--seeds`` and ``--seed-offset`` to a command
+    that runs the numeric pass with its other options at their defaults (``report``, ``audit``)."""
+    for option in reversed(_CONDITION_OPTIONS):
         f = option(f)
     return f
 

@@ -9,9 +9,11 @@ with ``--quiet``. Heavy modules load inside the command.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
+from graphpath.cli.options import backward_options, condition_options
 from graphpath.cli.output import output_option, write_output
 from graphpath.cli.progress import progress_reporter
 from graphpath.formats import format_names
@@ -30,9 +32,10 @@ from graphpath.formats import format_names
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes for the static analysis (the numeric pass runs one model at a time). "
                    "The output does not depend on it.")
+@condition_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 def report(models: tuple[Path, ...], fmt: str | None, output: Path | None, numeric: bool, jobs: int,
-           quiet: bool) -> None:
+           quiet: bool, **condition: Any) -> None:
     """The stability table of MODEL...: generation, main blocks, gradient paths, measured
     gradient ratio and block gains, verdict, and the seed's claim beside it.
 
@@ -44,7 +47,8 @@ def report(models: tuple[Path, ...], fmt: str | None, output: Path | None, numer
 
     fmt = fmt or format_for(output)
     with progress_reporter(len(models), quiet=quiet) as progress:
-        table = report_models(list(models), numeric=numeric, jobs=jobs, progress=progress)
+        table = report_models(list(models), numeric=numeric, jobs=jobs, progress=progress,
+                              backward_options=backward_options(**condition) if numeric else None)
     write_output(get_renderer("table", fmt)(table), output)
 
 

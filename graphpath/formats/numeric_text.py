@@ -86,7 +86,9 @@ def render_numeric_text(report: NumericReport, width: int = 110, *, curve_rows: 
         ("inputs", ", ".join(f"{k} {list(v)}" for k, v in report.input_shapes.items())),
         ("parity vs onnxruntime", f"ok, max abs {_g(par.max_abs)}, max rel {_g(par.max_rel)}"
                                   + "".join(f" {n}" for n in par.notes)),
-        ("probes", f"{report.probes} (seed {report.seed}{', reinit ' + report.reinit if report.reinit else ''})"),
+        ("probes", f"{report.probes} per seed; seeds {', '.join(map(str, report.seeds))}"
+                   f"{', reinit ' + report.reinit if report.reinit else ''}"),
+        *((f"{name} (95 % interval)", iv.describe()) for name, iv in sorted(report.intervals.items())),
         ("condition", _condition(report)),
     ]
     if report.backend_agreement is not None:

@@ -29,6 +29,9 @@ def render(table: StabilityTable, width: int | None = None) -> str:
                      max_width=60 if key == "reason" else None)
     for row in table.rows:
         t.add_row(*(cell(row, k) for k, _ in table.columns()))
+    if table.numeric:
+        opts = ", ".join(f"{k} {v}" for k, v in sorted(table.numeric_options.items()) if v is not None)
+        console.print(f"Measured by the numeric backward pass ({opts or 'default options'}).")
     console.print(t)
     s = Table(title="Seed 000 §18.2 against graphpath", title_justify="left")
     for h in ("seed row", "claims", "claimed reason", "models", "measured", "vs seed"):
@@ -37,6 +40,9 @@ def render(table: StabilityTable, width: int | None = None) -> str:
         s.add_row(c.row, verdict_label(c.claimed_verdict), c.claimed_reason, ", ".join(c.models) or "-",
                   ", ".join(verdict_label(v) for v in c.measured) or "-", c.agreement)
     console.print(s)
+    ra = table.rank_agreement() if table.numeric else None
+    if ra is not None:
+        console.print(f"Seed's verdicts against the measured ratio: {ra.describe()}")
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
 
 

@@ -40,6 +40,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -55,8 +56,8 @@ from graphpath.model.graph import ModelGraph
 from graphpath.model.layers import LayerGraph
 from graphpath.model.loaded import LoadedModel
 from graphpath.numeric.backends import Backend, TorchBackend, select_backends
+from graphpath.numeric.intervals import Interval, interval, verdict_on_interval
 from graphpath.numeric.measures import (
-    GradToWeight,
     GradWeightPoint,
     OperatorNorm,
     SignalPoint,
@@ -167,8 +168,8 @@ class _ProbeTotals:
     param_sum: Mapping[str, float]
     dead: Mapping[str, DeadFraction]
     nonfinite: tuple[str, ...]
-    ratio_sum: float
-    ratio_rms_sum: float
+    ratios: tuple[float, ...]         # per probe
+    ratios_rms: tuple[float, ...]
     moments: Mapping[str, tuple[float, float]]        # tensor → summed (channel squared mean, variance)
     cotangents: tuple[dict[str, np.ndarray], ...]
     torch_param_grads: tuple[dict[str, np.ndarray], ...]   # only with --backend both
@@ -200,7 +201,6 @@ def _why_no_gradient(graph: ModelGraph, heads: Sequence[str], op_norms: Sequence
 
 
 def _setup(model: LoadedModel, opts: BackwardOptions) -> _Setup:
-    import torch
 
     from graphpath.numeric.evaluator.core import Evaluator
 
@@ -211,12 +211,24 @@ def _setup(model: LoadedModel, opts: BackwardOptions) -> _Setup:
     shapes, fixed = input_setup(model.graph, opts)
     ev = Evaluator.from_model(model, device=opts.device, outputs=list(heads), input_shapes=shapes)
     named = ev.named_onnx_parameters()
-    overrides = init_parameters(model.graph, named, opts.seed, opts.init) if opts.condition == "init" else {}
-    base = {k: (torch.as_tensor(overrides[k], device=ev.device, dtype=ev.dtype) if k in overrides
-                else v.detach()) for k, v in named.items()}
     in_scope = {t: s for t, s in ev.shapes.items() if t not in ev.folded and t not in model.graph.params}
     norm = resolve_norm(model, heads, in_scope, opts.norm, opts.condition)
-    return _Setup(model, cuts, heads, ev, fixed, opts.seed, named, overrides, base, norm)
+    own = {k: v.detach() for k, v in named.items()}
+    return _reseed(_Setup(model, cuts, heads, ev, fixed, opts.seed_list[0], named, {}, own, norm),
+                   opts.seed_list[0], opts)
+
+
+def _reseed(s: _Setup, seed: int, opts: BackwardOptions) -> _Setup:
+    """``s`` for one repetition: its seed and, under ``init``, the parameters drawn with it (the
+    evaluator, the heads and the BatchNorm plan are shared by every repetition)."""
+    import torch
+
+    if opts.condition != "init":
+        return dataclasses.replace(s, seed=seed)
+    overrides = init_parameters(s.model.graph, s.named, seed, opts.init)
+    base = {k: (torch.as_tensor(overrides[k], device=s.ev.device, dtype=s.ev.dtype) if k in overrides
+                else v.detach()) for k, v in s.named.items()}
+    return dataclasses.replace(s, seed=seed, overrides=overrides, base=base)
 
 
 def _parity(s: _Setup, opts: BackwardOptions) -> Parity:
@@ -299,13 +311,14 @@ def _probes(s: _Setup, plan: _Plan, opts: BackwardOptions, tick: _Ticker) -> _Pr
     param_sum = dict.fromkeys(s.named, 0.0)
     dead_counts: dict[str, list[int]] = {}
     nonfinite: set[str] = set()
-    ratio_sum = ratio_rms_sum = 0.0
+    ratios: list[float] = []
+    ratios_rms: list[float] = []
     moments = {t: (0.0, 0.0) for _, _, t, _ in plan.signal}
     param_grads: list[dict[str, np.ndarray]] = []
     cots: list[dict[str, np.ndarray]] = []
     nh = sum(int(np.prod(ev.shapes[h])) for h in heads) or 1
     for k in range(opts.probes):
-        cot = probe_cotangents(ev.shapes, heads, opts.seed, k)
+        cot = probe_cotangents(ev.shapes, heads, s.seed, k)
         cots.append(cot)
         cnorm = cotangent_norm(cot)
         out, pg, ag = probe_pass(ev, s.base, heads, plan.capture, s.inputs_for(k), cot, plan.grad_of,
@@ -331,8 +344,8 @@ def _probes(s: _Setup, plan: _Plan, opts: BackwardOptions, tick: _Ticker) -> _Pr
         first = [plan.feature[u] for u in plan.first_units if ag.get(plan.feature[u]) is not None]
         f0 = math.sqrt(sum(tensor_norm(ag[t]) ** 2 for t in first))
         n0 = sum(numel[plan.feature[u]] for u in plan.first_units) or 1
-        ratio_sum += f0 / cnorm
-        ratio_rms_sum += (f0 / math.sqrt(n0)) / (cnorm / math.sqrt(nh))
+        ratios.append(f0 / cnorm)
+        ratios_rms.append((f0 / math.sqrt(n0)) / (cnorm / math.sqrt(nh)))
         for t, (m2, var) in moments.items():
             dm2, dvar = channel_moments(out[t])
             moments[t] = (m2 + dm2, var + dvar)
@@ -349,7 +362,7 @@ def _probes(s: _Setup, plan: _Plan, opts: BackwardOptions, tick: _Ticker) -> _Pr
         tick(f"probe {k + 1}/{opts.probes}")
     return _ProbeTotals(grad_sum=grad_sum, numel=numel, param_sum=param_sum,
                         dead={kind: DeadFraction(dead=c[0], total=c[1], units=c[2]) for kind, c in dead_counts.items()},
-                        nonfinite=tuple(sorted(nonfinite)), ratio_sum=ratio_sum, ratio_rms_sum=ratio_rms_sum,
+                        nonfinite=tuple(sorted(nonfinite)), ratios=tuple(ratios), ratios_rms=tuple(ratios_rms),
                         moments=moments, cotangents=tuple(cots), torch_param_grads=tuple(param_grads))
 
 
@@ -370,7 +383,7 @@ def _blocks(s: _Setup, plan: _Plan, totals: _ProbeTotals, opts: BackwardOptions,
             sigma, iters, change, note = None, 0, math.nan, "exit does not depend on entry: no Jacobian"
         else:
             sigma, iters, change, note = block_jacobian_sigma(s.ev, x0, s.base, entry, exit_, entry_vals[entry],
-                                                              opts.power_iters, opts.seed + i, s.train_norm)
+                                                              opts.power_iters, s.seed + i, s.train_norm)
         out.append(BlockResult(name, kind, plan.block_source, entry, exit_, gain, sigma, iters, change, note))
         tick(f"block {i + 1}/{len(plan.blocks)}")
     return tuple(out)
@@ -383,7 +396,7 @@ def _backends(s: _Setup, totals: _ProbeTotals, opts: BackwardOptions) -> _Backen
         chosen: list[Backend] = [torch_backend]
         what = [w for w, on in (("the init condition's parameters", opts.condition == "init"),
                                 ("train-mode BatchNorm", s.train_norm is not None)) if on]
-        why = f"torch: {' and '.join(what)} {'are' if len(what) > 1 else 'is'} only available to the torch evaluator"
+        why = f"torch: only the torch evaluator runs {' and '.join(what)}"
     else:
         chosen, why = select_backends(opts.backend, s.model, torch_backend=torch_backend)
     name = "+".join(b.name for b in chosen)
@@ -416,9 +429,9 @@ def _verdict(s: _Setup, ratio: float, curve: Sequence[UnitGradient], nonfinite: 
     return value, reason
 
 
-def _grad_to_weight(s: _Setup, plan: _Plan, parameters: Mapping[str, float]) -> GradToWeight:
-    """``‖∂L/∂W‖/‖W‖`` of every weighted unit feeding the heads (its weight: the anchoring op's
-    parameter input, ``x·W`` first), at the parameters the probes ran at."""
+def _grad_weight_points(s: _Setup, plan: _Plan, parameters: Mapping[str, float]) -> list[GradWeightPoint]:
+    """``‖∂L/∂W‖`` and ``‖W‖`` of every weighted unit feeding the heads (its weight: the
+    anchoring op's parameter input, ``x·W`` first), at the parameters the probes ran at."""
     graph, layers = s.model.graph, s.model.layers
     points: list[GradWeightPoint] = []
     for uid in plan.feature:
@@ -427,7 +440,61 @@ def _grad_to_weight(s: _Setup, plan: _Plan, parameters: Mapping[str, float]) -> 
         if w is None:
             continue
         points.append(GradWeightPoint(uid, w, plan.depths[uid], float(parameters[w]), tensor_norm(s.base[w])))
-    return grad_to_weight(points)
+    return points
+
+
+@dataclass(frozen=True)
+class _SeedRun:
+    """Steps 3–5 of one repetition."""
+
+    setup: _Setup
+    totals: _ProbeTotals
+    blocks: tuple[BlockResult, ...]
+    op_norms: tuple[OperatorNorm, ...]
+    backends: _BackendOutcome
+
+    @property
+    def parameters(self) -> dict[str, float]:
+        K = len(self.totals.ratios)
+        return dict(self.backends.parameters or {n: v / K for n, v in self.totals.param_sum.items()})
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _pooled_blocks(runs: Sequence[_SeedRun]) -> tuple[BlockResult, ...]:
+    """Each block's gain and Jacobian bound averaged over the repetitions."""
+    out = []
+    for per_seed in zip(*(r.blocks for r in runs), strict=True):
+        first = per_seed[0]
+        sigmas = [b.jacobian_sigma for b in per_seed]
+        out.append(dataclasses.replace(
+            first, gain=_mean([b.gain for b in per_seed]),
+            jacobian_sigma=None if any(x is None for x in sigmas) else _mean([x for x in sigmas if x is not None]),
+            iterations=max(b.iterations for b in per_seed), last_change=max(b.last_change for b in per_seed)))
+    return tuple(out)
+
+
+def _seed_intervals(runs: Sequence[_SeedRun]) -> dict[str, Interval]:
+    """Ratios, block gains and Jacobian bounds: mean and 95 % interval over the repetitions (log
+    space), or over the probes of the one repetition."""
+    if len(runs) == 1:
+        t = runs[0].totals
+        return {"ratio": interval(t.ratios, log=True, over="probes"),
+                "ratio_rms": interval(t.ratios_rms, log=True, over="probes")}
+    out = {"ratio": interval([_mean(r.totals.ratios) for r in runs], log=True, over="seeds"),
+           "ratio_rms": interval([_mean(r.totals.ratios_rms) for r in runs], log=True, over="seeds")}
+    gains = [[b.gain for b in r.blocks if math.isfinite(b.gain) and b.gain > 0] for r in runs]
+    if all(gains):
+        out["min_block_gain"] = interval([min(g) for g in gains], log=True, over="seeds")
+        out["max_block_gain"] = interval([max(g) for g in gains], log=True, over="seeds")
+    sigmas = [[b.jacobian_sigma for b in r.blocks if b.jacobian_sigma is not None and b.jacobian_sigma > 0]
+              for r in runs]
+    if all(sigmas):
+        out["max_block_jacobian"] = interval([max(x for x in g if x is not None) for g in sigmas], log=True,
+                                             over="seeds")
+    return out
 
 
 # --------------------------------------------------------------------------- main
@@ -462,46 +529,79 @@ def run_backward(model: LoadedModel | str | os.PathLike[str], options: BackwardO
 
     start = clock
     loaded = onnx_io.as_loaded(model)
-    s = _setup(loaded, opts)
+    s0 = _setup(loaded, opts)
     lap("load")
-    parity = _parity(s, opts)
+    parity = _parity(s0, opts)
     lap("parity")
-    plan = _plan(s, opts)
-    tick = _Ticker(progress, 1 + opts.probes + len(plan.blocks) + 1)
+    plan = _plan(s0, opts)
+    seeds = opts.seed_list
+    tick = _Ticker(progress, 1 + len(seeds) * (opts.probes + len(plan.blocks) + 1))
     tick("parity")
-    totals = _probes(s, plan, opts, tick)
-    lap("probes")
-    blocks = _blocks(s, plan, totals, opts, tick)
-    lap("blocks")
-    op_norms = operator_norms(loaded.graph, loaded.layers, s.ev, s.base, opts)
-    lap("operator_norms")
-    backends = _backends(s, totals, opts)
-    lap("backends")
-    tick("operator norms and backends")
+    runs: list[_SeedRun] = []
+    for seed in seeds:
+        s = s0 if seed == s0.seed else _reseed(s0, seed, opts)
+        totals = _probes(s, plan, opts, tick)
+        lap_probes = time.perf_counter()
+        blocks = _blocks(s, plan, totals, opts, tick)
+        op_norms = tuple(operator_norms(loaded.graph, loaded.layers, s.ev, s.base, opts))
+        backends = _backends(s, totals, opts)
+        tick("operator norms and backends")
+        runs.append(_SeedRun(s, totals, blocks, op_norms, backends))
+        timings[f"seed {seed}"] = time.perf_counter() - lap_probes
+    lap("seeds")
+    return _report(loaded, opts, s0, parity, plan, runs, timings, start)
 
-    K = opts.probes
+
+def _report(loaded: LoadedModel, opts: BackwardOptions, s0: _Setup, parity: Parity, plan: _Plan,
+            runs: Sequence[_SeedRun], timings: dict[str, float], start: float) -> NumericReport:
+    """Step 6: the repetitions pooled (sums over every probe of every seed, block results and
+    operator norms averaged), the intervals, and the verdict — on the ratio's interval when
+    there are several seeds, on the pooled ratio (as for one seed) otherwise."""
+    K = sum(len(r.totals.ratios) for r in runs)
+    grad_sum = {t: sum(r.totals.grad_sum[t] for r in runs) for t in runs[0].totals.grad_sum}
     rank = {u: i for i, u in enumerate(loaded.layers.topo_order())}
-    curve = tuple(UnitGradient(u, t, plan.depths[u], totals.grad_sum[t] / K, totals.numel.get(t, 0))
+    curve = tuple(UnitGradient(u, t, plan.depths[u], grad_sum[t] / K, runs[0].totals.numel.get(t, 0))
                   for u, t in sorted(plan.feature.items(), key=lambda kv: rank[kv[0]]))
-    parameters = backends.parameters or {n: v / K for n, v in totals.param_sum.items()}
-    ratio = totals.ratio_sum / K if plan.first_units else math.nan
+    per_seed_params = [r.parameters for r in runs]
+    parameters = {n: _mean([p.get(n, 0.0) for p in per_seed_params]) for n in per_seed_params[0]}
+    ratios = [x for r in runs for x in r.totals.ratios]
+    ratio = _mean(ratios) if plan.first_units else math.nan
+    ratio_rms = _mean([x for r in runs for x in r.totals.ratios_rms]) if plan.first_units else math.nan
     th = opts.thresholds
     # biases of convs followed by restored train-mode BatchNorm get no gradient by construction
     # (the batch mean removes them): not a vanishing gradient
-    normalised_bias = {op.inputs[2] for op in map(loaded.graph.op, s.norm.convs) if len(op.inputs) > 2}
+    normalised_bias = {op.inputs[2] for op in map(loaded.graph.op, s0.norm.convs) if len(op.inputs) > 2}
     flags = {"vanishing": tuple(sorted(n for n, v in parameters.items()
                                        if v < th.param_vanishing_below and n not in normalised_bias)),
              "exploding": tuple(sorted(n for n, v in parameters.items() if v > th.param_exploding_above))}
-    verdict_value, reason = _verdict(s, ratio, curve, totals.nonfinite, plan.first_units, op_norms, opts)
-    signal = tuple(SignalPoint(n, kind, t, d, totals.moments[t][0] / K, totals.moments[t][1] / K)
-                   for n, kind, t, d in plan.signal)
+    nonfinite = tuple(sorted({x for r in runs for x in r.totals.nonfinite}))
+    op_norms = tuple(dataclasses.replace(per_seed[0], sigma=_mean([o.sigma for o in per_seed]))
+                     for per_seed in zip(*(r.op_norms for r in runs), strict=True))
+    intervals = _seed_intervals(runs) if plan.first_units else {}
+    verdict_value, reason = _verdict(s0, ratio, curve, nonfinite, plan.first_units, op_norms, opts)
+    if len(runs) > 1 and plan.first_units and not nonfinite:
+        verdict_value, reason = verdict_on_interval(intervals["ratio"], lambda r: _verdict(
+            s0, r, curve, nonfinite, plan.first_units, op_norms, opts))
+    dead = {kind: DeadFraction(dead=sum(r.totals.dead[kind].dead for r in runs if kind in r.totals.dead),
+                               total=sum(r.totals.dead[kind].total for r in runs if kind in r.totals.dead),
+                               units=d.units) for kind, d in runs[0].totals.dead.items()}
+    signal = tuple(SignalPoint(n, kind, t, d, sum(r.totals.moments[t][0] for r in runs) / K,
+                               sum(r.totals.moments[t][1] for r in runs) / K) for n, kind, t, d in plan.signal)
+    points = [_grad_weight_points(r.setup, plan, r.parameters) for r in runs]
+    pooled_points = [dataclasses.replace(per_seed[0], grad_norm=_mean([p.grad_norm for p in per_seed]),
+                                         weight_norm=_mean([p.weight_norm for p in per_seed]))
+                     for per_seed in zip(*points, strict=True)]
+    agreements = [r.backends.agreement for r in runs if r.backends.agreement is not None]
+    agreement = max(agreements, key=lambda a: -1.0 if math.isnan(a.max_rel_diff) else a.max_rel_diff,
+                    default=None)
     timings["total"] = time.perf_counter() - start
     return NumericReport(
-        model=loaded.name, backend=backends.name, backend_reason=backends.reason, device=str(s.ev.device),
-        dtype=str(s.ev.dtype).replace("torch.", ""), options=opts, input_shapes=dict(s.ev.input_shapes),
-        parity=parity, cuts=s.cuts, curve=curve, parameters=parameters, param_flags=flags, ratio=ratio,
-        ratio_rms=totals.ratio_rms_sum / K if plan.first_units else math.nan, first_units=plan.first_units,
-        blocks=blocks, block_source=plan.block_source, operator_norms=tuple(op_norms), dead=totals.dead,
-        nonfinite=totals.nonfinite, backend_agreement=backends.agreement, verdict=verdict_value, reason=reason,
-        norm=s.norm, signal=signal, grad_to_weight=_grad_to_weight(s, plan, parameters), timings=timings,
+        model=loaded.name, backend=runs[0].backends.name, backend_reason=runs[0].backends.reason,
+        device=str(s0.ev.device), dtype=str(s0.ev.dtype).replace("torch.", ""), options=opts,
+        input_shapes=dict(s0.ev.input_shapes), parity=parity, cuts=s0.cuts, curve=curve, parameters=parameters,
+        param_flags=flags, ratio=ratio, ratio_rms=ratio_rms, first_units=plan.first_units,
+        blocks=_pooled_blocks(runs), block_source=plan.block_source, operator_norms=op_norms, dead=dead,
+        nonfinite=nonfinite, backend_agreement=agreement, verdict=verdict_value, reason=reason, norm=s0.norm,
+        signal=signal, grad_to_weight=grad_to_weight(pooled_points), seeds=tuple(opts.seed_list),
+        intervals=intervals, timings=timings,
     )

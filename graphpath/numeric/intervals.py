@@ -41,6 +41,7 @@ class Interval:
         over: what was repeated.
         log: whether the interval was taken on ``log x``.
         level: the coverage (0.95).
+        values: the repeated measurements themselves.
     """
 
     mean: float
@@ -50,6 +51,7 @@ class Interval:
     over: Over
     log: bool
     level: float = 0.95
+    values: tuple[float, ...] = ()
 
     def describe(self) -> str:
         """``1.23 [0.98, 1.55] (95 %, 5 seeds, log)``."""
@@ -60,7 +62,7 @@ class Interval:
 
     def to_dict(self) -> dict[str, object]:
         return {"mean": self.mean, "low": self.low, "high": self.high, "n": self.n, "over": self.over,
-                "log": self.log, "level": self.level}
+                "log": self.log, "level": self.level, "values": list(self.values)}
 
 
 def _t_quantile(p: float, df: int) -> float:
@@ -79,8 +81,9 @@ def interval(values: Sequence[float], *, log: bool, over: Over, level: float = 0
         raise ValueError("an interval needs at least one value")
     x = np.asarray(values, dtype=np.float64)
     n = len(x)
+    kept = tuple(float(v) for v in x)
     if not np.all(np.isfinite(x)):
-        return Interval(math.nan, math.nan, math.nan, n, over, log, level)
+        return Interval(math.nan, math.nan, math.nan, n, over, log, level, kept)
     use_log = log and bool(np.all(x > 0))
     y = np.log(x) if use_log else x
     m = float(y.mean())
@@ -90,11 +93,10 @@ def interval(values: Sequence[float], *, log: bool, over: Over, level: float = 0
         half = _t_quantile(0.5 + level / 2, n - 1) * float(y.std(ddof=1)) / math.sqrt(n)
         lo, hi = m - half, m + half
     back: Callable[[float], float] = math.exp if use_log else float
-    return Interval(back(m), back(lo), back(hi), n, over, use_log, level)
+    return Interval(back(m), back(lo), back(hi), n, over, use_log, level, kept)
 
 
-def verdict_on_interval(iv: Interval, decide: Callable[[float], tuple[Verdict, str]]) -> tuple[Verdict | Literal[
-        "inconclusive"], str]:
+def verdict_on_interval(iv: Interval, decide: Callable[[float], tuple[Verdict, str]]) -> tuple[Verdict, str]:
     """The verdict when both ends of ``iv`` give the same one (``decide(ratio)``), else
     ``inconclusive`` with the two verdicts it lies between."""
     if not all(math.isfinite(v) for v in (iv.mean, iv.low, iv.high)):

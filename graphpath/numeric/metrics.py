@@ -51,8 +51,9 @@ __all__ = [
 VERDICTS = ("nan", "vanishing", "exploding", "moderate", "stable", "very stable")
 
 
-#: The verdict on the ratio ``‖∂L/∂F₀‖ / ‖∂L/∂F_L‖`` (see :class:`VerdictThresholds`).
-Verdict = Literal["very stable", "stable", "moderate", "vanishing", "exploding", "nan"]
+#: The verdict on the ratio ``‖∂L/∂F₀‖ / ‖∂L/∂F_L‖`` (see :class:`VerdictThresholds`);
+#: ``inconclusive`` when its interval over seeds straddles a boundary.
+Verdict = Literal["very stable", "stable", "moderate", "vanishing", "exploding", "nan", "inconclusive"]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,12 @@ class BackwardOptions:
 
     Attributes:
         probes: ``K``, the number of probes averaged (``--probes``).
-        seed: seeds images, cotangents, power-iteration starts and ``--reinit``.
+        seed: seeds images, cotangents, power-iteration starts and the ``init`` draw.
+        seeds: repetitions with independent seeds (``--seeds``); ``None``: 5 under ``init``,
+            1 under ``weights``. Every metric is reported as a mean and a 95 % interval over
+            them (over the probes of the one seed when there is one).
+        seed_offset: the repetitions use seeds ``seed + seed_offset + i`` (``--seed-offset``:
+            ``--seed-offset 5`` with 5 seeds runs seeds 5–9).
         device: ``auto`` | ``cpu`` | ``cuda`` (``--device``).
         imgsz: input size for dynamic graphs (``--imgsz``); static graphs run at their size.
         input_file: a ``.npy`` image (NCHW or CHW, float) used by every probe (``--input``).
@@ -56,6 +61,8 @@ class BackwardOptions:
 
     probes: int = 4
     seed: int = 0
+    seeds: int | None = None
+    seed_offset: int = 0
     device: str = "auto"
     imgsz: int | None = None
     input_file: str | None = None
@@ -74,6 +81,8 @@ class BackwardOptions:
     head_finder: HeadFinder | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
+        if self.seeds is not None and self.seeds < 1:
+            raise GraphpathError("--seeds must be at least 1")
         for name, value, allowed in (("--condition", self.condition, CONDITIONS), ("--init", self.init, INIT_SCHEMES),
                                      ("--norm", self.norm, NORM_MODES)):
             if value not in allowed:
@@ -87,10 +96,17 @@ class BackwardOptions:
             if self.norm == "auto":
                 object.__setattr__(self, "norm", "none")
 
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        """The seeds of the repetitions."""
+        n = self.seeds if self.seeds is not None else (5 if self.condition == "init" else 1)
+        return tuple(self.seed + self.seed_offset + i for i in range(n))
+
     def echo(self) -> dict[str, Any]:
         """The options as the report states them (the input file by name only; ``init`` only
         under the ``init`` condition)."""
-        return {"probes": self.probes, "seed": self.seed, "imgsz": self.imgsz, "reinit": self.reinit,
+        return {"probes": self.probes, "seed": self.seed, "seeds": list(self.seed_list), "imgsz": self.imgsz,
+                "reinit": self.reinit,
                 "condition": self.condition, "init": self.init if self.condition == "init" else None,
                 "norm": self.norm,
                 "backend": self.backend, "power_iters": self.power_iters, "max_blocks": self.max_blocks,

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphpath.numeric.intervals import Interval
 from graphpath.numeric.measures import GradToWeight, GradWeightPoint, OperatorNorm, SignalPoint
 from graphpath.numeric.metrics import Verdict, VerdictThresholds
 from graphpath.numeric.norm import NormPlan
@@ -163,6 +164,8 @@ class NumericReport:
     norm: NormPlan = field(default_factory=lambda: NormPlan("auto", "none", "the file's own weights"))
     signal: tuple[SignalPoint, ...] = ()
     grad_to_weight: GradToWeight = field(default_factory=GradToWeight)
+    seeds: tuple[int, ...] = (0,)
+    intervals: Mapping[str, Interval] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     @property
@@ -216,6 +219,8 @@ class NumericReport:
             "dead": {k: v.to_dict() for k, v in self.dead.items()},
             "nonfinite": list(self.nonfinite),
             "verdict": {"value": self.verdict, "reason": self.reason, "thresholds": self.thresholds.to_dict()},
+            "seeds": list(self.seeds),
+            "intervals": {k: v.to_dict() for k, v in self.intervals.items()},
         }
         if timings:
             d["timings"] = dict(self.timings)

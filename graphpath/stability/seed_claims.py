@@ -24,6 +24,11 @@ VERDICT_GLYPHS: dict[str, str] = {
 }
 NOT_MEASURED = "not measured"
 NOT_AVAILABLE = "n/a"
+#: The table verdict when the ratio's interval over seeds straddles a boundary.
+INCONCLUSIVE = "inconclusive"
+
+#: Ordinal rank of the seed's verdicts (Spearman against the measured ratio).
+VERDICT_RANK: dict[str, int] = {"unstable": 0, "moderate": 1, "stable": 2, "very stable": 3}
 
 #: numeric verdict (graphpath.numeric.metrics.VERDICTS) → table verdict.
 NUMERIC_TO_TABLE: dict[str, str] = {
@@ -33,6 +38,7 @@ NUMERIC_TO_TABLE: dict[str, str] = {
     "moderate": "moderate",
     "stable": "stable",
     "very stable": "very stable",
+    "inconclusive": "inconclusive",
 }
 
 

@@ -31,12 +31,14 @@ from graphpath.paths.counts import ROUND as PATH_ROUND
 from graphpath.report import Report, round_float
 from graphpath.stability.seed_claims import (
     GENERATION_ORDER,
+    INCONCLUSIVE,
     NOT_AVAILABLE,
     NOT_MEASURED,
     NUMERIC_TO_TABLE,
     SEED_CLAIMS,
     SEED_ROWS,
     VERDICT_GLYPHS,
+    VERDICT_RANK,
     SeedClaim,
     StructureCheck,
     architecture,
@@ -48,6 +50,7 @@ from graphpath.stability.seed_claims import (
 if TYPE_CHECKING:
     from graphpath.fingerprint.generation import Fingerprint
     from graphpath.model.loaded import LoadedModel
+    from graphpath.numeric.intervals import Interval, RankAgreement
     from graphpath.numeric.results import NumericReport
     from graphpath.paths.counts import PathCount
     from graphpath.paths.results import PathReport
@@ -60,7 +63,7 @@ Progress = Callable[[int, int, str], None]
 
 
 #: How a row's measured verdict stands against the seed's claim.
-Agreement = Literal["agree", "disagree", "not measured", "no seed row"]
+Agreement = Literal["agree", "disagree", "inconclusive", "not measured", "no seed row"]
 
 
 def _finite(x: float | None) -> float | None:
@@ -100,7 +103,10 @@ class StabilityRow:
         reason: the key reason: topology, measurements, and the seed disagreement if any.
         seed_row, seed_verdict, seed_reason: the seed's claim for this generation.
         seed_structure: whether the graph shows what the seed's reason rests on.
-        seed_agreement: ``agree`` / ``disagree`` / ``not measured`` / ``no seed row``.
+        seed_agreement: ``agree`` / ``disagree`` / ``inconclusive`` (the measured interval
+            straddles a verdict boundary) / ``not measured`` / ``no seed row``.
+        ratio_interval: the ratio's 95 % interval over seeds (``--seeds`` > 1), with the per-seed
+            values; ``ratio`` is then its geometric mean.
         curve: ``(depth, relative gradient norm)`` points (plots).
         path_lengths: ``(length, log2 count)`` of the path-length histogram (plots).
         block_gains: ``(block name, gain)`` (plots).
@@ -134,6 +140,7 @@ class StabilityRow:
     path_lengths: tuple[tuple[int, float], ...] = ()
     block_gains: tuple[tuple[str, float], ...] = ()
     numeric_error: str | None = None
+    ratio_interval: Interval | None = None
 
     @property
     def verdict_label(self) -> str:
@@ -145,7 +152,7 @@ class StabilityRow:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values (the schema's ``row``)."""
-        return {
+        out: dict[str, Any] = {
             "model": self.model,
             "generation": self.generation,
             "confidence": self.confidence,
@@ -171,6 +178,11 @@ class StabilityRow:
             "block_gains": [[n, g] for n, g in self.block_gains],
             "numeric_error": self.numeric_error,
         }
+        if self.ratio_interval is not None:  # absent from static and single-seed tables
+            iv = self.ratio_interval
+            out["ratio_interval"] = {"low": _r6(_finite(iv.low)), "high": _r6(_finite(iv.high)), "n": iv.n,
+                                     "over": iv.over, "values": [_r6(v) for v in iv.values]}
+        return out
 
 
 @dataclass(frozen=True)
@@ -186,6 +198,7 @@ class _Measured:
     dead_fraction: float | None
     curve: tuple[tuple[int, float], ...]
     block_gains: tuple[tuple[str, float], ...]
+    ratio_interval: Interval | None
 
 
 def _measured(numeric: NumericReport) -> _Measured:
@@ -193,10 +206,13 @@ def _measured(numeric: NumericReport) -> _Measured:
     sigmas = [s for b in numeric.blocks if (s := _finite(b.jacobian_sigma)) is not None]
     dead_n = sum(d.dead for d in numeric.dead.values())
     dead_t = sum(d.total for d in numeric.dead.values())
+    iv = numeric.intervals.get("ratio")
+    over_seeds = iv is not None and iv.n > 1 and iv.over == "seeds" and _finite(iv.mean) is not None
     return _Measured(
         verdict=numeric.verdict,
         reason=numeric.reason,
-        ratio=_r6(_finite(numeric.ratio)),
+        # over seeds the verdict is decided on the interval: the cell shows its (geometric) mean
+        ratio=_r6(_finite(iv.mean if over_seeds and iv is not None else numeric.ratio)),
         min_block_gain=_r6(min((g for _, g in gains), default=None)),
         max_block_gain=_r6(max((g for _, g in gains), default=None)),
         max_block_jacobian=_r6(max(sigmas, default=None)),
@@ -204,6 +220,7 @@ def _measured(numeric: NumericReport) -> _Measured:
         curve=tuple((c.depth, _r6(c.rel_grad_norm) or 0.0) for c in numeric.curve
                     if _finite(c.rel_grad_norm) is not None),
         block_gains=tuple((n, _r6(g) or 0.0) for n, g in gains),
+        ratio_interval=iv if iv is not None and iv.n > 1 else None,
     )
 
 
@@ -271,6 +288,8 @@ def build_row(report: Report, numeric: NumericReport | None = None,
         agreement = "no seed row"
     elif verdict in VERDICT_GLYPHS:
         agreement = "agree" if verdict == claim.verdict else "disagree"
+    elif verdict == INCONCLUSIVE:
+        agreement = "inconclusive"
     else:
         agreement = "not measured"
     structure = seed_structure_check(claim, counts) if claim else None
@@ -306,6 +325,7 @@ def build_row(report: Report, numeric: NumericReport | None = None,
         path_lengths=hist,
         block_gains=nf.block_gains if nf else (),
         numeric_error=numeric_error,
+        ratio_interval=nf.ratio_interval if nf else None,
     )
 
 
@@ -367,9 +387,22 @@ class StabilityTable:
                                       tuple(r.verdict for r in rows), agreement))
         return tuple(out)
 
+    def rank_agreement(self) -> RankAgreement | None:
+        """Spearman's ρ between the seed's ordinal verdicts (unstable < moderate < stable < very
+        stable) and the measured ratios, with a bootstrap interval over each model's seeds;
+        ``None`` below three models measured over several seeds."""
+        from graphpath.numeric.intervals import rank_agreement
+
+        measured = [(VERDICT_RANK[r.seed_verdict], r.ratio_interval.values) for r in self.rows
+                    if r.ratio_interval is not None and r.seed_verdict in VERDICT_RANK
+                    and all(math.isfinite(v) and v > 0 for v in r.ratio_interval.values)]
+        if len(measured) < 3:
+            return None
+        return rank_agreement([c for c, _ in measured], [v for _, v in measured])
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (``graphpath/stability/stability-table.schema.json``)."""
-        return {
+        out: dict[str, Any] = {
             "schema_version": TABLE_SCHEMA_VERSION,
             "kind": "graphpath.stability-table",
             "numeric": self.numeric,
@@ -378,6 +411,11 @@ class StabilityTable:
                      "comparison": [c.to_dict() for c in self.seed_comparison()]},
             "rows": [r.to_dict() for r in self.rows],
         }
+        ra = self.rank_agreement() if self.numeric else None
+        if ra is not None:  # absent without repeated measurements
+            out["rank_agreement"] = {"rho": _r6(_finite(ra.rho)), "low": _r6(_finite(ra.low)),
+                                     "high": _r6(_finite(ra.high)), "models": ra.models, "resamples": ra.resamples}
+        return out
 
 
 def _order_key(row: StabilityRow, index: int) -> tuple[int, int]:
@@ -568,6 +606,9 @@ def cell(row: StabilityRow, key: str) -> str:
     if v is None:
         return "n/a" if key in ("ratio", "min_block_gain", "max_block_gain", "max_block_jacobian",
                                 "dead_fraction") else "-"
+    if key == "ratio" and row.ratio_interval is not None:
+        iv = row.ratio_interval
+        return f"{v:.3g} [{iv.low:.3g}, {iv.high:.3g}]"
     if key == "paths_log10":
         return f"{v:.2f}"
     if key == "effective_depth":

@@ -257,3 +257,20 @@ def test_zero_initialised_head_says_why_nothing_flows(tmp_path: Path) -> None:
     report = run_backward(save(tmp_path, nodes, {"w1": eye(1.0), "w2": eye(0.0)}), FAST)
     assert report.ratio == 0.0 and report.verdict == "vanishing"
     assert "1 of the 1 raw head convs have all-zero weights" in report.reason
+
+
+def test_seeds_give_intervals_and_share_one_parse(tmp_path: Path) -> None:
+    """Under ``init`` every seed draws its own weights; the ratio gets a 95 % interval over the
+    seeds, and a verdict decided on it. One seed under ``weights``: the interval is over probes."""
+    path = chain(tmp_path, [1.0, 1.0, 1.0])
+    rep = run_backward(path, BackwardOptions(probes=2, device="cpu", power_iters=5, condition="init",
+                                             init="kaiming-normal", norm="none", seeds=3, seed_offset=4))
+    iv = rep.intervals["ratio"]
+    assert rep.seeds == (4, 5, 6) and iv.n == 3 and iv.over == "seeds" and iv.low <= iv.mean <= iv.high
+    assert rep.verdict in (*VERDICTS, "inconclusive")
+    data = json.loads(json.dumps(rep.to_dict()))
+    assert data["seeds"] == [4, 5, 6] and data["options"]["seeds"] == [4, 5, 6]
+    assert data["intervals"]["ratio"]["over"] == "seeds"
+    one = run_backward(path, FAST)
+    assert one.seeds == (0,) and one.intervals["ratio"].over == "probes" and one.intervals["ratio"].n == 2
+    assert one.ratio == pytest.approx(1.0, rel=1e-6)  # the plain identity chain: the interval is a point

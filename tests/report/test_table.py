@@ -6,6 +6,8 @@ import dataclasses
 import math
 from typing import Any
 
+import pytest
+
 from graphpath.fingerprint.generation import Fingerprint
 from graphpath.report import Report
 from graphpath.stability.table import (
@@ -15,6 +17,7 @@ from graphpath.stability.table import (
     SEED_ROWS,
     StabilityTable,
     build_row,
+    cell,
     make_table,
     report_models,
 )
@@ -106,9 +109,11 @@ def test_rows_come_in_generation_order_whatever_the_input_order(static_reports: 
 
 
 def test_every_numeric_verdict_has_a_table_verdict() -> None:
-    from graphpath.numeric.metrics import VERDICTS
+    from typing import get_args
 
-    assert set(VERDICTS) == set(NUMERIC_TO_TABLE)
+    from graphpath.numeric.metrics import Verdict
+
+    assert set(get_args(Verdict)) == set(NUMERIC_TO_TABLE)
 
 
 def test_equal_file_names_are_told_apart_by_their_folders(tmp_path, write_model) -> None:
@@ -123,3 +128,40 @@ def test_equal_file_names_are_told_apart_by_their_folders(tmp_path, write_model)
     table = report_models(paths)
     assert sorted(r.model for r in table.rows) == ["run1/best.onnx", "run2/best.onnx"]
     assert report_models(paths[:1]).rows[0].model == "best.onnx"
+
+
+def test_rows_over_seeds_carry_intervals_and_the_rank_agreement(static_reports: dict[str, Report]) -> None:
+    """Five seeds per model: the ratio cell is the interval's geometric mean with its ends, a
+    straddling interval reads inconclusive in both columns, and the table states Spearman's ρ
+    between the seed's ordinal verdicts and the measured ratios with its bootstrap interval."""
+    import jsonschema
+
+    from graphpath.formats import get_renderer
+    from graphpath.formats.table_json import schema
+    from graphpath.numeric.intervals import interval
+
+    by_claim = {"unstable": 1e-4, "moderate": 0.05, "stable": 0.5, "very stable": 1.0}
+    rows = []
+    for i, rep in enumerate(static_reports.values()):
+        claim = SEED_CLAIMS[rep.section("fingerprint").generation].verdict
+        centre = by_claim[claim] * (1.0 + 0.02 * i)  # no ties between models
+        iv = interval([centre * f for f in (0.8, 0.9, 1.0, 1.1, 1.25)], log=True, over="seeds")
+        verdict = "inconclusive" if claim == "moderate" else NUMERIC_TO_REVERSE[claim]
+        num = dataclasses.replace(fake_numeric(verdict, centre), intervals={"ratio": iv}, seeds=(0, 1, 2, 3, 4))
+        rows.append(build_row(rep, num))
+    table = make_table(rows, numeric=True, numeric_options={"condition": "init", "seeds": [0, 1, 2, 3, 4]})
+    moderate = [r for r in table.rows if r.seed_verdict == "moderate"]
+    assert moderate and all(r.verdict == "inconclusive" and r.seed_agreement == "inconclusive" for r in moderate)
+    row = next(r for r in table.rows if r.ratio_interval is not None)
+    assert row.ratio == pytest.approx(row.ratio_interval.mean, rel=1e-5)
+    assert cell(row, "ratio").count("[") == 1
+    ra = table.rank_agreement()
+    assert ra is not None and ra.rho > 0.8 and ra.low <= ra.rho <= ra.high <= 1.0
+    data = table.to_dict()
+    jsonschema.validate(data, schema())
+    assert data["rank_agreement"]["models"] == len(rows) and data["rows"][0]["ratio_interval"]["n"] == 5
+    assert "Spearman" in get_renderer("table", "text")(table) and "Spearman" in get_renderer("table", "md")(table)
+
+
+#: a point verdict per table verdict (for made-up reports)
+NUMERIC_TO_REVERSE = {"unstable": "vanishing", "moderate": "moderate", "stable": "stable", "very stable": "very stable"}
