@@ -28,10 +28,11 @@ def compare(path: Path, repeat: int) -> tuple[float, float, float]:
 
     from graphpath import onnx_io
     from graphpath.model.layers import build_layers
-    from graphpath.numeric.backward import _feature_tensor, probe_pass
     from graphpath.numeric.evaluator.core import Evaluator
+    from graphpath.numeric.measures import probe_pass
     from graphpath.numeric.metrics import activation_input, dead_fraction
     from graphpath.numeric.probes import all_heads, probe_cotangents, probe_inputs, raw_head_tensors
+    from graphpath.numeric.scope import feature_tensor
 
     graph = onnx_io.load(path)
     layers = build_layers(graph)
@@ -42,7 +43,7 @@ def compare(path: Path, repeat: int) -> tuple[float, float, float]:
         return t in ev.shapes and t not in ev.folded and t not in graph.params
 
     weighted = [u for u in layers.topo_order() if layers.unit(u).weighted]
-    feats = {t for u in weighted if (t := _feature_tensor(graph, layers, u, in_scope))}
+    feats = {t for u in weighted if (t := feature_tensor(graph, layers, u, in_scope))}
     acts = [a for u in weighted if (a := activation_input(graph, layers, u)) and in_scope(a[1])
             and in_scope(layers.unit(u).tensor)]
     capture = sorted(feats | {a[1] for a in acts})
