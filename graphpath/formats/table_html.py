@@ -141,8 +141,26 @@ def _plots(table: StabilityTable) -> list[str]:
             _legend(ax)
         return drawn
 
+    def signal(ax: Any) -> bool:
+        drawn = False
+        for i, r in enumerate(table.rows):
+            pts = [(d, v) for d, v in r.signal if v > 0]
+            if pts:
+                ax.plot([d for d, _ in pts], [v for _, v in pts], marker=".", lw=1, ms=3, label=_label(r.model),
+                        **_style(i))
+                drawn = True
+        if drawn:
+            ax.set_yscale("log")
+            ax.set_xlabel("depth (weighted units from the input)")
+            ax.set_ylabel("average channel variance of the feature map")
+            ax.set_title("Signal propagation (forward)")
+            _legend(ax)
+        return drawn
+
     for title, draw, missing in (
         ("Gradient norm versus depth", curve, "No measured curve: run with --numeric."),
+        ("Signal propagation: average channel variance versus depth", signal,
+         "No measured signal: run with --numeric."),
         ("Gradient-path length distributions", lengths, "No path-length histogram in these reports."),
         ("Per-block gradient gain", gains, "No measured block gains: run with --numeric."),
     ):

@@ -105,6 +105,8 @@ class StabilityRow:
         seed_structure: whether the graph shows what the seed's reason rests on.
         seed_agreement: ``agree`` / ``disagree`` / ``inconclusive`` (the measured interval
             straddles a verdict boundary) / ``not measured`` / ``no seed row``.
+        signal: ``(depth, average channel variance)`` of every weighted unit's feature map, the
+            forward view (signal-propagation plot).
         ratio_interval: the ratio's 95 % interval over seeds (``--seeds`` > 1), with the per-seed
             values; ``ratio`` is then its geometric mean.
         curve: ``(depth, relative gradient norm)`` points (plots).
@@ -141,6 +143,7 @@ class StabilityRow:
     block_gains: tuple[tuple[str, float], ...] = ()
     numeric_error: str | None = None
     ratio_interval: Interval | None = None
+    signal: tuple[tuple[int, float], ...] = ()
 
     @property
     def verdict_label(self) -> str:
@@ -178,6 +181,8 @@ class StabilityRow:
             "block_gains": [[n, g] for n, g in self.block_gains],
             "numeric_error": self.numeric_error,
         }
+        if self.signal:  # absent from static tables
+            out["signal"] = [[d, v] for d, v in self.signal]
         if self.ratio_interval is not None:  # absent from static and single-seed tables
             iv = self.ratio_interval
             out["ratio_interval"] = {"low": _r6(_finite(iv.low)), "high": _r6(_finite(iv.high)), "n": iv.n,
@@ -199,6 +204,7 @@ class _Measured:
     curve: tuple[tuple[int, float], ...]
     block_gains: tuple[tuple[str, float], ...]
     ratio_interval: Interval | None
+    signal: tuple[tuple[int, float], ...]
 
 
 def _measured(numeric: NumericReport) -> _Measured:
@@ -221,6 +227,8 @@ def _measured(numeric: NumericReport) -> _Measured:
                     if _finite(c.rel_grad_norm) is not None),
         block_gains=tuple((n, _r6(g) or 0.0) for n, g in gains),
         ratio_interval=iv if iv is not None and iv.n > 1 else None,
+        signal=tuple((p.depth, _r6(p.channel_var) or 0.0) for p in numeric.signal
+                     if p.kind == "unit" and _finite(p.channel_var) is not None),
     )
 
 
@@ -326,6 +334,7 @@ def build_row(report: Report, numeric: NumericReport | None = None,
         block_gains=nf.block_gains if nf else (),
         numeric_error=numeric_error,
         ratio_interval=nf.ratio_interval if nf else None,
+        signal=nf.signal if nf else (),
     )
 
 

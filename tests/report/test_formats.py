@@ -142,4 +142,4 @@ def test_static_html_plots_path_lengths_only(static_reports: dict[str, Report]) 
     table = make_table([build_row(r, None) for r in static_reports.values()])
     out = get_renderer("table", "html")(table)
     assert len(re.findall(r"<svg", out)) == 1
-    assert out.count("run with --numeric") == 2
+    assert out.count("run with --numeric") == 3  # gradient curve, signal propagation, block gains

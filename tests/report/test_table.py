@@ -139,6 +139,7 @@ def test_rows_over_seeds_carry_intervals_and_the_rank_agreement(static_reports: 
     from graphpath.formats import get_renderer
     from graphpath.formats.table_json import schema
     from graphpath.numeric.intervals import interval
+    from graphpath.numeric.measures import SignalPoint
 
     by_claim = {"unstable": 1e-4, "moderate": 0.05, "stable": 0.5, "very stable": 1.0}
     rows = []
@@ -147,7 +148,9 @@ def test_rows_over_seeds_carry_intervals_and_the_rank_agreement(static_reports: 
         centre = by_claim[claim] * (1.0 + 0.02 * i)  # no ties between models
         iv = interval([centre * f for f in (0.8, 0.9, 1.0, 1.1, 1.25)], log=True, over="seeds")
         verdict = "inconclusive" if claim == "moderate" else NUMERIC_TO_REVERSE[claim]
-        num = dataclasses.replace(fake_numeric(verdict, centre), intervals={"ratio": iv}, seeds=(0, 1, 2, 3, 4))
+        signal = tuple(SignalPoint(f"u{d}", "unit", f"t{d}", d, 1.0, 1.0 + 0.1 * d) for d in (1, 2, 3))
+        num = dataclasses.replace(fake_numeric(verdict, centre), intervals={"ratio": iv}, seeds=(0, 1, 2, 3, 4),
+                                  signal=signal)
         rows.append(build_row(rep, num))
     table = make_table(rows, numeric=True, numeric_options={"condition": "init", "seeds": [0, 1, 2, 3, 4]})
     moderate = [r for r in table.rows if r.seed_verdict == "moderate"]
@@ -161,6 +164,9 @@ def test_rows_over_seeds_carry_intervals_and_the_rank_agreement(static_reports: 
     jsonschema.validate(data, schema())
     assert data["rank_agreement"]["models"] == len(rows) and data["rows"][0]["ratio_interval"]["n"] == 5
     assert "Spearman" in get_renderer("table", "text")(table) and "Spearman" in get_renderer("table", "md")(table)
+    assert data["rows"][0]["signal"] == [[1, 1.1], [2, 1.2], [3, 1.3]]
+    html = get_renderer("table", "html")(table)
+    assert "Signal propagation" in html and "Spearman" in html
 
 
 #: a point verdict per table verdict (for made-up reports)
