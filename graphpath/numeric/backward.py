@@ -16,7 +16,11 @@ Steps (each a function returning a frozen dataclass; progress through
    operator norms.
 5. Per-parameter gradients from the selected backend (``--backend``); with ``both``, the
    agreement of per-parameter gradient norms between torch and onnxruntime-training.
-6. The verdict (:func:`graphpath.numeric.metrics.verdict`).
+6. Steps 3–5 repeat for every seed of ``BackwardOptions.seed_list`` (``--seeds``; the loaded
+   model, the evaluator, the parity check and the plan are shared); the repetitions are pooled,
+   the ratio, gains and Jacobian bounds get 95 % intervals (:mod:`graphpath.numeric.intervals`),
+   and the verdict (:func:`graphpath.numeric.metrics.verdict`) is decided on the ratio's
+   interval when there are several seeds (``inconclusive`` when it straddles a boundary).
 
 The **condition** (``BackwardOptions.condition``): ``weights`` runs at the file's own weights;
 ``init`` re-draws every weighted layer with ``BackwardOptions.init``
@@ -539,15 +543,15 @@ def run_backward(model: LoadedModel | str | os.PathLike[str], options: BackwardO
     tick("parity")
     runs: list[_SeedRun] = []
     for seed in seeds:
+        began = time.perf_counter()
         s = s0 if seed == s0.seed else _reseed(s0, seed, opts)
         totals = _probes(s, plan, opts, tick)
-        lap_probes = time.perf_counter()
         blocks = _blocks(s, plan, totals, opts, tick)
         op_norms = tuple(operator_norms(loaded.graph, loaded.layers, s.ev, s.base, opts))
         backends = _backends(s, totals, opts)
         tick("operator norms and backends")
         runs.append(_SeedRun(s, totals, blocks, op_norms, backends))
-        timings[f"seed {seed}"] = time.perf_counter() - lap_probes
+        timings[f"seed {seed}"] = time.perf_counter() - began
     lap("seeds")
     return _report(loaded, opts, s0, parity, plan, runs, timings, start)
 
