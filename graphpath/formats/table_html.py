@@ -11,10 +11,10 @@ from __future__ import annotations
 import html
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from graphpath.stability.table import StabilityTable, cell, verdict_label
+from graphpath.stability.table import StabilityRow, StabilityTable, cell, verdict_label
 
 _NUMERIC = {"units", "depth", "paths_log10", "shortest_path", "longest_path", "effective_depth", "ratio",
             "min_block_gain", "max_block_gain", "max_block_jacobian", "dead_fraction"}
@@ -94,21 +94,30 @@ def _legend(ax: Any) -> None:
 def _plots(table: StabilityTable) -> list[str]:
     out: list[str] = []
 
-    def curve(ax: Any) -> bool:
+    def against_depth(ax: Any, series: Callable[[StabilityRow], Sequence[tuple[int, float]]], ylabel: str,
+                      title: str) -> bool:
+        """One line per model of positive values against depth, log scale."""
         drawn = False
         for i, r in enumerate(table.rows):
-            pts = [(d, g) for d, g in r.curve if g > 0]
+            pts = [(d, v) for d, v in series(r) if v > 0]
             if pts:
-                ax.plot([d for d, _ in pts], [g for _, g in pts], marker=".", lw=1, ms=3, label=_label(r.model),
+                ax.plot([d for d, _ in pts], [v for _, v in pts], marker=".", lw=1, ms=3, label=_label(r.model),
                         **_style(i))
                 drawn = True
         if drawn:
             ax.set_yscale("log")
             ax.set_xlabel("depth (weighted units from the input)")
-            ax.set_ylabel("‖∂L/∂F‖ / ‖∂L/∂heads‖")
-            ax.set_title("Gradient norm versus depth")
+            ax.set_ylabel(ylabel)
+            ax.set_title(title)
             _legend(ax)
         return drawn
+
+    def curve(ax: Any) -> bool:
+        return against_depth(ax, lambda r: r.curve, "‖∂L/∂F‖ / ‖∂L/∂heads‖", "Gradient norm versus depth")
+
+    def signal(ax: Any) -> bool:
+        return against_depth(ax, lambda r: r.signal, "average channel variance of the feature map",
+                             "Signal propagation (forward)")
 
     def lengths(ax: Any) -> bool:
         drawn = False
@@ -138,22 +147,6 @@ def _plots(table: StabilityTable) -> list[str]:
             ax.set_xlabel("block (topological order)")
             ax.set_ylabel("gain ‖∂L/∂entry‖ / ‖∂L/∂exit‖")
             ax.set_title("Per-block gradient gain")
-            _legend(ax)
-        return drawn
-
-    def signal(ax: Any) -> bool:
-        drawn = False
-        for i, r in enumerate(table.rows):
-            pts = [(d, v) for d, v in r.signal if v > 0]
-            if pts:
-                ax.plot([d for d, _ in pts], [v for _, v in pts], marker=".", lw=1, ms=3, label=_label(r.model),
-                        **_style(i))
-                drawn = True
-        if drawn:
-            ax.set_yscale("log")
-            ax.set_xlabel("depth (weighted units from the input)")
-            ax.set_ylabel("average channel variance of the feature map")
-            ax.set_title("Signal propagation (forward)")
             _legend(ax)
         return drawn
 
