@@ -160,11 +160,15 @@ def test_module_entry_point_runs(write_model):
 
 def test_numeric_option_mirrors_match_the_numeric_package():
     pytest.importorskip("torch")
-    from graphpath.cli.options import BACKENDS, REINIT
+    from graphpath.cli.options import BACKENDS, CONDITIONS, INITS, NORMS, REINIT
     from graphpath.numeric.backends import BACKEND_CHOICES
     from graphpath.numeric.backward import REINIT_SCHEMES
+    from graphpath.numeric.options import CONDITIONS as NUMERIC_CONDITIONS
+    from graphpath.numeric.options import NORM_MODES
+    from graphpath.numeric.reinit import INIT_SCHEMES
 
     assert BACKENDS == BACKEND_CHOICES and REINIT == REINIT_SCHEMES
+    assert CONDITIONS == NUMERIC_CONDITIONS and INITS == INIT_SCHEMES and NORMS == NORM_MODES
 
 
 def test_backward_and_analyze_numeric_on_a_residual_model(write_model):

@@ -606,6 +606,5 @@ def _report(loaded: LoadedModel, opts: BackwardOptions, s0: _Setup, parity: Pari
         param_flags=flags, ratio=ratio, ratio_rms=ratio_rms, first_units=plan.first_units,
         blocks=_pooled_blocks(runs), block_source=plan.block_source, operator_norms=op_norms, dead=dead,
         nonfinite=nonfinite, backend_agreement=agreement, verdict=verdict_value, reason=reason, norm=s0.norm,
-        signal=signal, grad_to_weight=grad_to_weight(pooled_points), seeds=tuple(opts.seed_list),
-        intervals=intervals, timings=timings,
+        signal=signal, grad_to_weight=grad_to_weight(pooled_points), intervals=intervals, timings=timings,
     )

@@ -164,13 +164,17 @@ class NumericReport:
     norm: NormPlan = field(default_factory=lambda: NormPlan("auto", "none", "the file's own weights"))
     signal: tuple[SignalPoint, ...] = ()
     grad_to_weight: GradToWeight = field(default_factory=GradToWeight)
-    seeds: tuple[int, ...] = (0,)
     intervals: Mapping[str, Interval] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     @property
     def probes(self) -> int:
         return self.options.probes
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The seeds of the repetitions (from the options)."""
+        return self.options.seed_list
 
     @property
     def seed(self) -> int:

@@ -140,6 +140,7 @@ def test_rows_over_seeds_carry_intervals_and_the_rank_agreement(static_reports: 
     from graphpath.formats.table_json import schema
     from graphpath.numeric.intervals import interval
     from graphpath.numeric.measures import SignalPoint
+    from graphpath.numeric.options import BackwardOptions
 
     by_claim = {"unstable": 1e-4, "moderate": 0.05, "stable": 0.5, "very stable": 1.0}
     rows = []
@@ -149,8 +150,8 @@ def test_rows_over_seeds_carry_intervals_and_the_rank_agreement(static_reports: 
         iv = interval([centre * f for f in (0.8, 0.9, 1.0, 1.1, 1.25)], log=True, over="seeds")
         verdict = "inconclusive" if claim == "moderate" else NUMERIC_TO_REVERSE[claim]
         signal = tuple(SignalPoint(f"u{d}", "unit", f"t{d}", d, 1.0, 1.0 + 0.1 * d) for d in (1, 2, 3))
-        num = dataclasses.replace(fake_numeric(verdict, centre), intervals={"ratio": iv}, seeds=(0, 1, 2, 3, 4),
-                                  signal=signal)
+        num = dataclasses.replace(fake_numeric(verdict, centre), intervals={"ratio": iv}, signal=signal,
+                                  options=BackwardOptions(condition="init", seeds=5))
         rows.append(build_row(rep, num))
     table = make_table(rows, numeric=True, numeric_options={"condition": "init", "seeds": [0, 1, 2, 3, 4]})
     moderate = [r for r in table.rows if r.seed_verdict == "moderate"]
