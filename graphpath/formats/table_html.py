@@ -170,9 +170,9 @@ def render(table: StabilityTable) -> str:
     if table.numeric:
         opts = ", ".join(f"{k} {v}" for k, v in sorted(table.numeric_options.items()) if v is not None)
         parts.append(f'<p class="note">Measured by the numeric backward pass ({_e(opts or "default options")}).</p>')
-        ra = table.rank_agreement()
-        if ra is not None:
-            parts.append(f'<p class="note">Seed\'s verdicts against the measured ratio: {_e(ra.describe())}.</p>')
+        line = table.rank_agreement_line()
+        if line is not None:
+            parts.append(f'<p class="note">{_e(line)}.</p>')
     else:
         parts.append('<p class="note">Static columns only; the measured columns and verdicts need --numeric.</p>')
     rows = [[(cell(r, k), "num" if k in _NUMERIC else ("reason" if k == "reason" else "")) for k, _ in table.columns()]

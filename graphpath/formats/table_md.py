@@ -47,9 +47,9 @@ def render(table: StabilityTable) -> str:
         lines.append(f"Measured by graphpath's numeric backward pass ({opts or 'default options'}). "
                      "Verdicts: ❌ unstable (vanishing, exploding or non-finite), ⚠️ moderate, "
                      "✅ stable, ✅✅ very stable.")
-        ra = table.rank_agreement()
-        if ra is not None:
-            lines += ["", f"Seed's verdicts against the measured ratio: {md_escape(ra.describe())}."]
+        line = table.rank_agreement_line()
+        if line is not None:
+            lines += ["", md_escape(line) + "."]
     else:
         lines.append("Static columns only; the measured columns and verdicts need `--numeric`.")
     lines.append("")

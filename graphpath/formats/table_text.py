@@ -40,9 +40,9 @@ def render(table: StabilityTable, width: int | None = None) -> str:
         s.add_row(c.row, verdict_label(c.claimed_verdict), c.claimed_reason, ", ".join(c.models) or "-",
                   ", ".join(verdict_label(v) for v in c.measured) or "-", c.agreement)
     console.print(s)
-    ra = table.rank_agreement() if table.numeric else None
-    if ra is not None:
-        console.print(f"Seed's verdicts against the measured ratio: {ra.describe()}")
+    line = table.rank_agreement_line()
+    if line is not None:
+        console.print(line)
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
 
 

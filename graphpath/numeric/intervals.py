@@ -96,6 +96,10 @@ def interval(values: Sequence[float], *, log: bool, over: Over, level: float = 0
     return Interval(back(m), back(lo), back(hi), n, over, use_log, level, kept)
 
 
+#: What an inconclusive verdict's reason says just before the two verdicts it lies between.
+STRADDLES = "straddles a boundary: "
+
+
 def verdict_on_interval(iv: Interval, decide: Callable[[float], tuple[Verdict, str]]) -> tuple[Verdict, str]:
     """The verdict when both ends of ``iv`` give the same one (``decide(ratio)``), else
     ``inconclusive`` with the two verdicts it lies between."""
@@ -106,7 +110,7 @@ def verdict_on_interval(iv: Interval, decide: Callable[[float], tuple[Verdict, s
     mid_v, mid_why = decide(iv.mean)
     if low_v == high_v == mid_v:
         return mid_v, mid_why
-    return "inconclusive", (f"the interval {iv.describe()} straddles a boundary: {low_v} at its low end, "
+    return "inconclusive", (f"the interval {iv.describe()} {STRADDLES}{low_v} at its low end, "
                             f"{high_v} at its high end")
 
 

@@ -27,7 +27,7 @@ NOT_AVAILABLE = "n/a"
 #: The table verdict when the ratio's interval over seeds straddles a boundary.
 INCONCLUSIVE = "inconclusive"
 
-#: Ordinal rank of the seed's verdicts (Spearman against the measured ratio).
+#: Ordinal rank of the seed's verdicts (Spearman against the measured ratio's closeness to 1).
 VERDICT_RANK: dict[str, int] = {"unstable": 0, "moderate": 1, "stable": 2, "very stable": 3}
 
 #: numeric verdict (graphpath.numeric.metrics.VERDICTS) → table verdict.

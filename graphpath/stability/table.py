@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from graphpath.numeric.intervals import STRADDLES
 from graphpath.paths.counts import ROUND as PATH_ROUND
 from graphpath.report import Report, round_float
 from graphpath.stability.seed_claims import (
@@ -243,6 +244,8 @@ def _key_reason(nf: _Measured | None, numeric_error: str | None, topology: str,
     parts: list[str] = []
     if nf is not None:
         measured = f"ratio {_g(nf.ratio)} → {nf.verdict}"
+        if nf.verdict == INCONCLUSIVE:  # say which two verdicts the interval lies between
+            measured += f" ({nf.reason.rsplit(STRADDLES, 1)[-1]})"
         if nf.dead_fraction is not None and nf.dead_fraction >= 0.1:
             measured += f"; {nf.dead_fraction:.0%} dead activations"
         if disagreeing is not None:
@@ -375,8 +378,9 @@ class StabilityTable:
     def seed_comparison(self) -> tuple[SeedComparison, ...]:
         """Every seed row, with the models of its generations and their measured verdicts.
 
-        ``agreement``: ``agree`` / ``disagree`` when every measured model agrees / none does,
-        ``mixed`` otherwise, ``not measured`` without numeric verdicts, ``no model`` when no
+        ``agreement``: ``agree`` / ``disagree`` when every model with a definite verdict agrees
+        / none does, ``mixed`` otherwise, ``inconclusive`` when every measured model's interval
+        straddles a boundary, ``not measured`` without numeric verdicts, ``no model`` when no
         row maps to it.
         """
         out: list[SeedComparison] = []
@@ -387,7 +391,7 @@ class StabilityTable:
             if not rows:
                 agreement = "no model"
             elif not marks:
-                agreement = NOT_MEASURED
+                agreement = INCONCLUSIVE if any(r.seed_agreement == INCONCLUSIVE for r in rows) else NOT_MEASURED
             elif len(marks) == 1:
                 agreement = marks.pop()
             else:
@@ -398,16 +402,30 @@ class StabilityTable:
 
     def rank_agreement(self) -> RankAgreement | None:
         """Spearman's ρ between the seed's ordinal verdicts (unstable < moderate < stable < very
-        stable) and the measured ratios, with a bootstrap interval over each model's seeds;
-        ``None`` below three models measured over several seeds."""
+        stable) and how close each measured ratio is to 1, ``min(r, 1/r)`` (that is
+        ``−|log r|``: a ratio of 100 and one of 0.01 are equally far from stable), with a
+        bootstrap interval over each model's seeds; ``None`` below three models measured over
+        several seeds.
+
+        The raw ratio would rank an exploding network (ratio 100) above a stable one (ratio 1),
+        so it cannot be compared with an ordinal stability claim.
+        """
         from graphpath.numeric.intervals import rank_agreement
 
-        measured = [(VERDICT_RANK[r.seed_verdict], r.ratio_interval.values) for r in self.rows
+        measured = [(VERDICT_RANK[r.seed_verdict], tuple(min(v, 1.0 / v) for v in r.ratio_interval.values))
+                    for r in self.rows
                     if r.ratio_interval is not None and r.seed_verdict in VERDICT_RANK
                     and all(math.isfinite(v) and v > 0 for v in r.ratio_interval.values)]
         if len(measured) < 3:
             return None
         return rank_agreement([c for c, _ in measured], [v for _, v in measured])
+
+    def rank_agreement_line(self) -> str | None:
+        """The table's summary sentence on :meth:`rank_agreement` (``None`` without one)."""
+        ra = self.rank_agreement() if self.numeric else None
+        if ra is None:
+            return None
+        return f"Seed's verdicts against the measured ratio's closeness to 1, min(r, 1/r): {ra.describe()}"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (``graphpath/stability/stability-table.schema.json``)."""

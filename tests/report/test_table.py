@@ -170,5 +170,45 @@ def test_rows_over_seeds_carry_intervals_and_the_rank_agreement(static_reports: 
     assert "Signal propagation" in html and "Spearman" in html
 
 
+def _seeded_table(static_reports: dict[str, Report], by_claim: dict[str, float]) -> StabilityTable:
+    """Every reference report with five seeded ratios around ``by_claim[its seed verdict]``."""
+    from graphpath.numeric.intervals import interval
+    from graphpath.numeric.options import BackwardOptions
+
+    rows = []
+    for i, rep in enumerate(static_reports.values()):
+        claim = SEED_CLAIMS[rep.section("fingerprint").generation].verdict
+        centre = by_claim[claim] * (1.0 + 0.02 * i)
+        iv = interval([centre * f for f in (0.8, 0.9, 1.0, 1.1, 1.25)], log=True, over="seeds")
+        num = dataclasses.replace(fake_numeric("stable", centre), intervals={"ratio": iv},
+                                  options=BackwardOptions(condition="init", seeds=5))
+        rows.append(build_row(rep, num))
+    return make_table(rows, numeric=True, numeric_options={"condition": "init"})
+
+
+def test_rank_agreement_reads_distance_from_one_not_the_raw_ratio(static_reports: dict[str, Report]) -> None:
+    """An exploding ratio (1e4) is as unstable as a vanishing one (1e-4): ranking by closeness
+    to 1 agrees with the seed's ordering either way, where the raw ratio would reverse it."""
+    exploding = {"unstable": 1e4, "moderate": 20.0, "stable": 2.0, "very stable": 1.0}
+    vanishing = {"unstable": 1e-4, "moderate": 0.05, "stable": 0.5, "very stable": 1.0}
+    for by_claim in (exploding, vanishing):
+        ra = _seeded_table(static_reports, by_claim).rank_agreement()
+        assert ra is not None and ra.rho > 0.8
+
+
+def test_seed_rows_whose_models_all_straddle_a_boundary_read_inconclusive(static_reports: dict[str, Report]) -> None:
+    """A seed row measured only by inconclusive models is inconclusive, not 'not measured', and
+    the key reason names the two verdicts the interval lies between."""
+    from graphpath.numeric.intervals import STRADDLES
+
+    rep = static_reports["yolov8n.onnx"]
+    num = dataclasses.replace(fake_numeric("inconclusive", 9.0),
+                              reason=f"the interval 9 [8, 11] {STRADDLES}stable at its low end, moderate at its high end")
+    table = make_table([build_row(rep, num)], numeric=True)
+    (v8,) = [c for c in table.seed_comparison() if c.models]
+    assert v8.agreement == "inconclusive"
+    assert "(stable at its low end, moderate at its high end)" in table.rows[0].reason
+
+
 #: a point verdict per table verdict (for made-up reports)
 NUMERIC_TO_REVERSE = {"unstable": "vanishing", "moderate": "moderate", "stable": "stable", "very stable": "very stable"}
