@@ -482,7 +482,7 @@ def _pooled_blocks(runs: Sequence[_SeedRun]) -> tuple[BlockResult, ...]:
 
 def _seed_intervals(runs: Sequence[_SeedRun]) -> dict[str, Interval]:
     """Ratios, block gains and Jacobian bounds: mean and 95 % interval over the repetitions (log
-    space), or over the probes of the one repetition."""
+    space), and the dead fraction (linear); or the ratios over the probes of the one repetition."""
     if len(runs) == 1:
         t = runs[0].totals
         return {"ratio": interval(t.ratios, log=True, over="probes"),
@@ -498,6 +498,10 @@ def _seed_intervals(runs: Sequence[_SeedRun]) -> dict[str, Interval]:
     if all(sigmas):
         out["max_block_jacobian"] = interval([max(x for x in g if x is not None) for g in sigmas], log=True,
                                              over="seeds")
+    dead = [(sum(d.dead for d in r.totals.dead.values()), sum(d.total for d in r.totals.dead.values())) for r in runs]
+    if all(t for _, t in dead):  # a fraction: its interval is linear, not in log space
+        iv = interval([n / t for n, t in dead], log=False, over="seeds")
+        out["dead_fraction"] = dataclasses.replace(iv, low=max(0.0, iv.low), high=min(1.0, iv.high))
     return out
 
 

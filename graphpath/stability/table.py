@@ -145,6 +145,14 @@ class StabilityRow:
     numeric_error: str | None = None
     ratio_interval: Interval | None = None
     signal: tuple[tuple[int, float], ...] = ()
+    intervals: tuple[tuple[str, Interval], ...] = ()
+
+    def interval_of(self, key: str) -> Interval | None:
+        """The interval over seeds behind a measured cell (``ratio``, ``min_block_gain``,
+        ``max_block_gain``, ``max_block_jacobian``, ``dead_fraction``), if it was repeated."""
+        if key == "ratio":
+            return self.ratio_interval
+        return dict(self.intervals).get(key)
 
     @property
     def verdict_label(self) -> str:
@@ -185,10 +193,15 @@ class StabilityRow:
         if self.signal:  # absent from static tables
             out["signal"] = [[d, v] for d, v in self.signal]
         if self.ratio_interval is not None:  # absent from static and single-seed tables
-            iv = self.ratio_interval
-            out["ratio_interval"] = {"low": _r6(_finite(iv.low)), "high": _r6(_finite(iv.high)), "n": iv.n,
-                                     "over": iv.over, "values": [_r6(v) for v in iv.values]}
+            out["ratio_interval"] = _interval_dict(self.ratio_interval)
+        if self.intervals:  # the other measured cells, over seeds
+            out["intervals"] = {k: _interval_dict(iv) for k, iv in self.intervals}
         return out
+
+
+def _interval_dict(iv: Interval) -> dict[str, Any]:
+    return {"low": _r6(_finite(iv.low)), "high": _r6(_finite(iv.high)), "n": iv.n, "over": iv.over,
+            "values": [_r6(v) for v in iv.values]}
 
 
 @dataclass(frozen=True)
@@ -206,6 +219,11 @@ class _Measured:
     block_gains: tuple[tuple[str, float], ...]
     ratio_interval: Interval | None
     signal: tuple[tuple[int, float], ...]
+    intervals: tuple[tuple[str, Interval], ...]
+
+
+#: Measured cells besides the ratio that carry an interval when the pass was repeated over seeds.
+INTERVAL_CELLS = ("min_block_gain", "max_block_gain", "max_block_jacobian", "dead_fraction")
 
 
 def _measured(numeric: NumericReport) -> _Measured:
@@ -215,21 +233,30 @@ def _measured(numeric: NumericReport) -> _Measured:
     dead_t = sum(d.total for d in numeric.dead.values())
     iv = numeric.intervals.get("ratio")
     over_seeds = iv is not None and iv.n > 1 and iv.over == "seeds" and _finite(iv.mean) is not None
+    # over seeds a cell shows its interval's mean (geometric for ratios, gains and norms)
+    cells = {k: c for k in INTERVAL_CELLS
+             if (c := numeric.intervals.get(k)) is not None and c.n > 1 and c.over == "seeds"
+             and _finite(c.mean) is not None}
+
+    def point(key: str, value: float | None) -> float | None:
+        return _r6(cells[key].mean) if key in cells else _r6(value)
+
     return _Measured(
         verdict=numeric.verdict,
         reason=numeric.reason,
         # over seeds the verdict is decided on the interval: the cell shows its (geometric) mean
         ratio=_r6(_finite(iv.mean if over_seeds and iv is not None else numeric.ratio)),
-        min_block_gain=_r6(min((g for _, g in gains), default=None)),
-        max_block_gain=_r6(max((g for _, g in gains), default=None)),
-        max_block_jacobian=_r6(max(sigmas, default=None)),
-        dead_fraction=_r6(dead_n / dead_t) if dead_t else None,
+        min_block_gain=point("min_block_gain", min((g for _, g in gains), default=None)),
+        max_block_gain=point("max_block_gain", max((g for _, g in gains), default=None)),
+        max_block_jacobian=point("max_block_jacobian", max(sigmas, default=None)),
+        dead_fraction=point("dead_fraction", dead_n / dead_t if dead_t else None),
         curve=tuple((c.depth, _r6(c.rel_grad_norm) or 0.0) for c in numeric.curve
                     if _finite(c.rel_grad_norm) is not None),
         block_gains=tuple((n, _r6(g) or 0.0) for n, g in gains),
         ratio_interval=iv if iv is not None and iv.n > 1 else None,
         signal=tuple((p.depth, _r6(p.channel_var) or 0.0) for p in numeric.signal
                      if p.kind == "unit" and _finite(p.channel_var) is not None),
+        intervals=tuple(cells.items()),
     )
 
 
@@ -337,6 +364,7 @@ def build_row(report: Report, numeric: NumericReport | None = None,
         block_gains=nf.block_gains if nf else (),
         numeric_error=numeric_error,
         ratio_interval=nf.ratio_interval if nf else None,
+        intervals=nf.intervals if nf else (),
         signal=nf.signal if nf else (),
     )
 
@@ -633,8 +661,8 @@ def cell(row: StabilityRow, key: str) -> str:
     if v is None:
         return "n/a" if key in ("ratio", "min_block_gain", "max_block_gain", "max_block_jacobian",
                                 "dead_fraction") else "-"
-    if key == "ratio" and row.ratio_interval is not None:
-        iv = row.ratio_interval
+    iv = row.interval_of(key) if isinstance(v, float) else None
+    if iv is not None:
         return f"{v:.3g} [{iv.low:.3g}, {iv.high:.3g}]"
     if key == "paths_log10":
         return f"{v:.2f}"

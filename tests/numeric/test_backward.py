@@ -274,3 +274,16 @@ def test_seeds_give_intervals_and_share_one_parse(tmp_path: Path) -> None:
     one = run_backward(path, FAST)
     assert one.seeds == (0,) and one.intervals["ratio"].over == "probes" and one.intervals["ratio"].n == 2
     assert one.ratio == pytest.approx(1.0, rel=1e-6)  # the plain identity chain: the interval is a point
+
+
+def test_the_dead_fraction_gets_a_linear_interval_over_seeds(tmp_path: Path) -> None:
+    """Over seeds every measured cell has an interval; the dead fraction's is linear and stays
+    inside [0, 1] (a t-interval on a fraction near 0 would otherwise go negative)."""
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], kernel_shape=[1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2"], ["y"], kernel_shape=[1, 1])]
+    path = save(tmp_path, nodes, {"w1": eye(1.0), "w2": eye(1.0)})
+    rep = run_backward(path, BackwardOptions(probes=2, device="cpu", power_iters=5, condition="init",
+                                             init="kaiming-normal", norm="none", seeds=3))
+    dead = rep.intervals["dead_fraction"]
+    assert dead.n == 3 and not dead.log and 0.0 <= dead.low <= dead.mean <= dead.high <= 1.0

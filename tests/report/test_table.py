@@ -150,7 +150,9 @@ def test_rows_over_seeds_carry_intervals_and_the_rank_agreement(static_reports: 
         iv = interval([centre * f for f in (0.8, 0.9, 1.0, 1.1, 1.25)], log=True, over="seeds")
         verdict = "inconclusive" if claim == "moderate" else NUMERIC_TO_REVERSE[claim]
         signal = tuple(SignalPoint(f"u{d}", "unit", f"t{d}", d, 1.0, 1.0 + 0.1 * d) for d in (1, 2, 3))
-        num = dataclasses.replace(fake_numeric(verdict, centre), intervals={"ratio": iv}, signal=signal,
+        cells = {"ratio": iv, "max_block_gain": interval([2.0, 2.5, 3.0, 2.2, 2.8], log=True, over="seeds"),
+                 "dead_fraction": interval([0.01, 0.0, 0.02, 0.01, 0.0], log=False, over="seeds")}
+        num = dataclasses.replace(fake_numeric(verdict, centre), intervals=cells, signal=signal,
                                   options=BackwardOptions(condition="init", seeds=5))
         rows.append(build_row(rep, num))
     table = make_table(rows, numeric=True, numeric_options={"condition": "init", "seeds": [0, 1, 2, 3, 4]})
@@ -159,11 +161,15 @@ def test_rows_over_seeds_carry_intervals_and_the_rank_agreement(static_reports: 
     row = next(r for r in table.rows if r.ratio_interval is not None)
     assert row.ratio == pytest.approx(row.ratio_interval.mean, rel=1e-5)
     assert cell(row, "ratio").count("[") == 1
+    assert cell(row, "max_block_gain").count("[") == 1 and cell(row, "dead_fraction").count("[") == 1
+    assert row.max_block_gain == pytest.approx(row.interval_of("max_block_gain").mean, rel=1e-5)
+    assert cell(row, "min_block_gain").count("[") == 0  # not repeated here: no interval to show
     ra = table.rank_agreement()
     assert ra is not None and ra.rho > 0.8 and ra.low <= ra.rho <= ra.high <= 1.0
     data = table.to_dict()
     jsonschema.validate(data, schema())
     assert data["rank_agreement"]["models"] == len(rows) and data["rows"][0]["ratio_interval"]["n"] == 5
+    assert sorted(data["rows"][0]["intervals"]) == ["dead_fraction", "max_block_gain"]
     assert "Spearman" in get_renderer("table", "text")(table) and "Spearman" in get_renderer("table", "md")(table)
     assert data["rows"][0]["signal"] == [[1, 1.1], [2, 1.2], [3, 1.3]]
     html = get_renderer("table", "html")(table)
