@@ -480,6 +480,13 @@ def _pooled_blocks(runs: Sequence[_SeedRun]) -> tuple[BlockResult, ...]:
     return tuple(out)
 
 
+def _clipped(iv: Interval, *, high: float = math.inf) -> Interval:
+    """``iv`` kept inside the quantity's range [0, ``high``] (a linear t-interval need not be)."""
+    if math.isnan(iv.low) or math.isnan(iv.high):  # not a measurement: leave it as it is
+        return iv
+    return dataclasses.replace(iv, low=max(0.0, iv.low), high=min(high, iv.high))
+
+
 def _seed_intervals(runs: Sequence[_SeedRun]) -> dict[str, Interval]:
     """Ratios, block gains and Jacobian bounds: mean and 95 % interval over the repetitions (log
     space), and the dead fraction (linear); or the ratios over the probes of the one repetition."""
@@ -489,10 +496,11 @@ def _seed_intervals(runs: Sequence[_SeedRun]) -> dict[str, Interval]:
                 "ratio_rms": interval(t.ratios_rms, log=True, over="probes")}
     out = {"ratio": interval([_mean(r.totals.ratios) for r in runs], log=True, over="seeds"),
            "ratio_rms": interval([_mean(r.totals.ratios_rms) for r in runs], log=True, over="seeds")}
-    gains = [[b.gain for b in r.blocks if math.isfinite(b.gain) and b.gain > 0] for r in runs]
+    # every finite gain, zeros included, as in the table's cells (a zero makes the interval linear)
+    gains = [[b.gain for b in r.blocks if math.isfinite(b.gain)] for r in runs]
     if all(gains):
-        out["min_block_gain"] = interval([min(g) for g in gains], log=True, over="seeds")
-        out["max_block_gain"] = interval([max(g) for g in gains], log=True, over="seeds")
+        out["min_block_gain"] = _clipped(interval([min(g) for g in gains], log=True, over="seeds"))
+        out["max_block_gain"] = _clipped(interval([max(g) for g in gains], log=True, over="seeds"))
     sigmas = [[b.jacobian_sigma for b in r.blocks if b.jacobian_sigma is not None and b.jacobian_sigma > 0]
               for r in runs]
     if all(sigmas):
@@ -500,8 +508,7 @@ def _seed_intervals(runs: Sequence[_SeedRun]) -> dict[str, Interval]:
                                              over="seeds")
     dead = [(sum(d.dead for d in r.totals.dead.values()), sum(d.total for d in r.totals.dead.values())) for r in runs]
     if all(t for _, t in dead):  # a fraction: its interval is linear, not in log space
-        iv = interval([n / t for n, t in dead], log=False, over="seeds")
-        out["dead_fraction"] = dataclasses.replace(iv, low=max(0.0, iv.low), high=min(1.0, iv.high))
+        out["dead_fraction"] = _clipped(interval([n / t for n, t in dead], log=False, over="seeds"), high=1.0)
     return out
 
 
