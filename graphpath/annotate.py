@@ -82,9 +82,10 @@ def numeric_condition(numeric: NumericReport) -> str:
     o = numeric.options
     cond = o.condition if o.condition != "init" else f"init ({o.init})"
     seeds = ", ".join(str(s) for s in o.seed_list)
-    return (f"condition {cond}; norm {numeric.norm.mode} ({numeric.norm.requested}); seeds {seeds}; "
-            f"probes {o.probes} per seed; imgsz {o.imgsz}; loss Σ⟨c, head⟩ with random cotangents c; "
-            f"backend {numeric.backend}")
+    size = "the model's input size" if o.imgsz is None else f"imgsz {o.imgsz}"
+    return (f"condition {cond}; norm {numeric.norm.mode} (--norm {numeric.norm.requested}); seeds {seeds}; "
+            f"{o.probes} probes per seed, mean over them (no per-unit interval; the run's ratio has one); "
+            f"{size}; loss Σ⟨c, head⟩ with random cotangents c; backend {numeric.backend}")
 
 
 def _g(x: float) -> str:
@@ -117,32 +118,32 @@ def build_annotations(model: LoadedModel, report: Report, numeric: NumericReport
             lines.append(f"block: {trail}")
             props += [(PREFIX + "block", trail), (PREFIX + "block_kind", chain[-1].kind),
                       (PREFIX + "block_label", chain[-1].label)]
-        lines.append(f"unit: {unit.id} ({unit.kind}, {unit.op_type})")
+        lines.append(f"unit: {unit.id} ({unit.kind} {unit.op_type})")
         if unit.id in depths:
-            lines.append(f"depth: {depths[unit.id]} weighted units from the input")
+            lines.append(f"depth: {depths[unit.id]} (weighted units from the input)")
             props.append((PREFIX + "depth", str(depths[unit.id])))
         if paths is not None and unit.id in paths.table.pos:
             up = paths.unit(unit.id)
             through = up.through.text()
-            lines.append(f"gradient paths through the unit: {through}")
+            lines.append(f"gradient paths through it: {through}")
             props.append((PREFIX + "paths_through", through))
             if up.shortest is not None and up.longest is not None:
-                lines.append(f"path length to the outputs: shortest {up.shortest}, longest {up.longest} "
-                             "weighted units (the unit included)")
+                lines.append(f"path length to outputs: {up.shortest} to {up.longest} (weighted units, "
+                             "itself included)")
                 props += [(PREFIX + "shortest_to_output", str(up.shortest)),
                           (PREFIX + "longest_to_output", str(up.longest))]
         point = curve.get(unit.id)
         if point is not None:
             value = _g(point.rel_grad_norm)
-            lines.append(f"measured gradient ‖∂L/∂F‖/‖∂L/∂heads‖: {value} ({condition})")
+            lines.append(f"measured gradient ‖∂L/∂F‖/‖∂L/∂heads‖: {value}")
             props.append((PREFIX + "rel_grad_norm", value))
         measured = next((gains[b.label] for b in reversed(chain) if b.label in gains), None)
         if measured is not None:
-            lines.append(f"block gain of {measured.kind} {measured.name} ‖∂L/∂entry‖/‖∂L/∂exit‖: "
-                         f"{_g(measured.gain)} ({condition})")
+            lines.append(f"gain of {measured.kind} {measured.name} ‖∂L/∂entry‖/‖∂L/∂exit‖: {_g(measured.gain)}")
             props += [(PREFIX + "block_gain", _g(measured.gain)),
                       (PREFIX + "block_gain_block", f"{measured.kind} {measured.name}")]
         if condition and (point is not None or measured is not None):
+            lines.append(f"measured under: {condition}")
             props.append((PREFIX + "numeric_condition", condition))
         note = NodeNote(doc="\n".join(lines), props=tuple(props))
         for node in unit.nodes:
