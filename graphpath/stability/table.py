@@ -48,6 +48,7 @@ from graphpath.stability.seed_claims import (
 )
 
 if TYPE_CHECKING:
+    from graphpath.blocks.base import BlockMatch
     from graphpath.fingerprint.generation import Fingerprint
     from graphpath.model.loaded import LoadedModel
     from graphpath.numeric.intervals import Interval, RankAgreement
@@ -113,6 +114,8 @@ class StabilityRow:
         path_lengths: ``(length, log2 count)`` of the path-length histogram (plots).
         block_gains: ``(block name, gain)`` (plots).
         numeric_error: why the numeric pass gave nothing for this model.
+        blocks: the detected blocks (a forest, in the report's order) for the HTML report's
+            block map; not in :meth:`to_dict` (``graphpath blocks --format json`` has them).
     """
 
     model: str
@@ -144,6 +147,7 @@ class StabilityRow:
     numeric_error: str | None = None
     ratio_interval: Interval | None = None
     signal: tuple[tuple[int, float], ...] = ()
+    blocks: tuple[BlockMatch, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def verdict_label(self) -> str:
@@ -335,6 +339,7 @@ def build_row(report: Report, numeric: NumericReport | None = None,
         numeric_error=numeric_error,
         ratio_interval=nf.ratio_interval if nf else None,
         signal=nf.signal if nf else (),
+        blocks=tuple(report.section("blocks") or ()),
     )
 
 
