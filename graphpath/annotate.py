@@ -104,7 +104,8 @@ def build_annotations(model: LoadedModel, report: Report, numeric: NumericReport
     chains = _chains(blocks)
     depths = unit_depths(model.layers)
     curve = {c.unit: c for c in numeric.curve} if numeric is not None else {}
-    gains = {b.name: b for b in numeric.blocks} if numeric is not None else {}
+    # a measured block is the detected block of its kind with its (one) exit tensor: labels repeat
+    gains = {(b.kind, b.exit): b for b in numeric.blocks} if numeric is not None else {}
     condition = numeric_condition(numeric) if numeric is not None else ""
     notes: dict[str, NodeNote] = {}
     for unit in model.layers.units():
@@ -137,12 +138,13 @@ def build_annotations(model: LoadedModel, report: Report, numeric: NumericReport
             value = _g(point.rel_grad_norm)
             lines.append(f"measured gradient ‖∂L/∂F‖/‖∂L/∂heads‖: {value}")
             props.append((PREFIX + "rel_grad_norm", value))
-        measured = next((gains[b.label] for b in reversed(chain) if b.label in gains), None)
-        if measured is not None:
-            lines.append(f"gain of {measured.kind} {measured.name} ‖∂L/∂entry‖/‖∂L/∂exit‖: {_g(measured.gain)}")
-            props += [(PREFIX + "block_gain", _g(measured.gain)),
-                      (PREFIX + "block_gain_block", f"{measured.kind} {measured.name}")]
-        if condition and (point is not None or measured is not None):
+        held = next(((b, gains[(b.kind, b.exit[0])]) for b in reversed(chain)
+                     if len(b.exit) == 1 and (b.kind, b.exit[0]) in gains), None)
+        if held is not None:
+            name = block_trail([held[0]])
+            lines.append(f"gain of {name} ‖∂L/∂entry‖/‖∂L/∂exit‖: {_g(held[1].gain)}")
+            props += [(PREFIX + "block_gain", _g(held[1].gain)), (PREFIX + "block_gain_block", name)]
+        if condition and (point is not None or held is not None):
             lines.append(f"measured under: {condition}")
             props.append((PREFIX + "numeric_condition", condition))
         note = NodeNote(doc="\n".join(lines), props=tuple(props))

@@ -23,6 +23,26 @@ YOLOV8N = ROOT / "models" / "yolov8n.onnx"
 FILE_IDENTITY = ("file_name", "sha256", "file_bytes")
 
 
+#: A residual between two convs: its block has one entry and one exit inside the measured scope.
+INNER_RESIDUAL = """
+inner (float[1,4,8,8] x) => (float[1,4,8,8] y)
+<float[4,4,1,1] w0, float[4,4,1,1] w1, float[4,4,3,3] w2, float[4,4,1,1] w3>
+{
+    c0 = Conv <kernel_shape = [1, 1]> (x, w0)
+    s0 = Sigmoid (c0)
+    a0 = Mul (c0, s0)
+    c1 = Conv <kernel_shape = [1, 1]> (a0, w1)
+    s1 = Sigmoid (c1)
+    a1 = Mul (c1, s1)
+    c2 = Conv <kernel_shape = [3, 3], pads = [1, 1, 1, 1]> (a1, w2)
+    s2 = Sigmoid (c2)
+    a2 = Mul (c2, s2)
+    r = Add (a0, a2)
+    y = Conv <kernel_shape = [1, 1]> (r, w3)
+}
+"""
+
+
 def run(*args: str) -> object:
     return CliRunner().invoke(cli, list(args))
 
@@ -197,7 +217,7 @@ def test_bad_input_is_one_line_and_no_output(tmp_path):
 
 def test_numeric_adds_the_measured_gradient_with_its_condition(tmp_path, write_model):
     pytest.importorskip("torch")
-    src = write_model(RESIDUAL)
+    src = write_model(INNER_RESIDUAL)
     out = tmp_path / "out.onnx"
     res = run("annotate", str(src), "-o", str(out), "--numeric", "--probes", "1", "-q")
     assert res.exit_code == 0, res.output
@@ -212,3 +232,10 @@ def test_numeric_adds_the_measured_gradient_with_its_condition(tmp_path, write_m
     for p in measured:
         assert float(p[PREFIX + "rel_grad_norm"]) > 0
         assert p[PREFIX + "numeric_condition"] == meta[PREFIX + "numeric_condition"]
+    # the residual block's measured gain reaches the nodes of its units
+    by_output = {n.output[0]: _props(n.metadata_props) for n in model.graph.node}
+    gained = [p for p in measured if PREFIX + "block_gain" in p]
+    assert by_output["c2"][PREFIX + "block_gain_block"] == by_output["r"][PREFIX + "block_gain_block"] == \
+        "residual"
+    assert by_output["y"][PREFIX + "block_gain_block"].startswith("coupled_head")
+    assert all(float(p[PREFIX + "block_gain"]) > 0 for p in gained)
