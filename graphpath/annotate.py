@@ -84,7 +84,7 @@ def numeric_condition(numeric: NumericReport) -> str:
     seeds = ", ".join(str(s) for s in o.seed_list)
     size = "the model's input size" if o.imgsz is None else f"imgsz {o.imgsz}"
     return (f"condition {cond}; norm {numeric.norm.mode} (--norm {numeric.norm.requested}); seeds {seeds}; "
-            f"{o.probes} probes per seed, mean over them (no per-unit interval; the run's ratio has one); "
+            f"{o.probes} probes per seed, mean over them (no per-unit interval: the run's ratio has one); "
             f"{size}; loss Σ⟨c, head⟩ with random cotangents c; backend {numeric.backend}")
 
 
@@ -145,7 +145,8 @@ def build_annotations(model: LoadedModel, report: Report, numeric: NumericReport
             lines.append(f"gain of {name} ‖∂L/∂entry‖/‖∂L/∂exit‖: {_g(held[1].gain)}")
             props += [(PREFIX + "block_gain", _g(held[1].gain)), (PREFIX + "block_gain_block", name)]
         if condition and (point is not None or held is not None):
-            lines.append(f"measured under: {condition}")
+            lines.append("measured under:")
+            lines += [f"  {part}" for part in condition.split("; ")]
             props.append((PREFIX + "numeric_condition", condition))
         note = NodeNote(doc="\n".join(lines), props=tuple(props))
         for node in unit.nodes:

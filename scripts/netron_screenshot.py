@@ -83,7 +83,7 @@ def _start_chromium(binary: str, profile: Path) -> tuple[subprocess.Popen[str], 
          "--no-first-run", "--no-default-browser-check", "--disable-extensions",
          # nothing leaves the machine: every host name but the local server fails to resolve
          "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-         f"--remote-debugging-port={port}", f"--user-data-dir={profile}", "--window-size=1600,1000",
+         f"--remote-debugging-port={port}", f"--user-data-dir={profile}", "--window-size=1600,1400",
          "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
     end = time.monotonic() + 30
@@ -139,7 +139,7 @@ def screenshot(annotated: Path, node: str, output: Path, chromium: str) -> str:
         try:
             page = DevTools(ws_url)
             page.call("Page.enable")
-            page.call("Emulation.setDeviceMetricsOverride", width=1600, height=1000, deviceScaleFactor=1,
+            page.call("Emulation.setDeviceMetricsOverride", width=1600, height=1400, deviceScaleFactor=1,
                       mobile=False)
             url = f"http://127.0.0.1:{port}/"
             # Netron asks for cookie consent (after looking up the country online) unless a
