@@ -133,7 +133,8 @@ class PlotRenderer:
         """``plot`` of ``row`` over the band of ``rows``; ``None`` when the row has no points.
 
         ``small``: a panel of the overview (no axis labels, the model's name as title)."""
-        pts = _usable(plot.points(row), plot.log_y)
+        # sorted by x: a curve listed in graph order steps back in depth at every branch
+        pts = sorted(_usable(plot.points(row), plot.log_y))
         if not pts:
             return None
         size = (2.3, 1.5) if small else (6.4, 3.0)
@@ -149,7 +150,8 @@ class PlotRenderer:
                 ax.plot(xs, ys, "o", color=LINE_COLOUR, ms=3 if small else 4, label=_label(row.model))
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             else:
-                ax.plot(xs, ys, "-", color=LINE_COLOUR, lw=1.0 if small else 1.4, label=_label(row.model))
+                ax.plot(xs, ys, ".-", color=LINE_COLOUR, lw=0.8 if small else 1.0, ms=2 if small else 3,
+                        label=_label(row.model))
             if plot.reference is not None:
                 ax.axhline(plot.reference, color="black", lw=0.7)
             if plot.log_y:
