@@ -25,6 +25,7 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 #: Command name → ``module:attribute`` of its click command (imported on first use).
 COMMANDS: dict[str, str] = {
     "analyze": "graphpath.cli.static:analyze",
+    "annotate": "graphpath.cli.annotate:annotate",
     "audit": "graphpath.cli.audit:audit",
     "backward": "graphpath.cli.numeric:backward",
     "blocks": "graphpath.cli.static:blocks",

@@ -49,6 +49,7 @@ from graphpath.stability.seed_claims import (
 )
 
 if TYPE_CHECKING:
+    from graphpath.blocks.base import BlockMatch
     from graphpath.fingerprint.generation import Fingerprint
     from graphpath.model.loaded import LoadedModel
     from graphpath.numeric.intervals import Interval, RankAgreement
@@ -114,6 +115,8 @@ class StabilityRow:
         path_lengths: ``(length, log2 count)`` of the path-length histogram (plots).
         block_gains: ``(block name, gain)`` (plots).
         numeric_error: why the numeric pass gave nothing for this model.
+        blocks: the detected blocks (a forest, in the report's order) for the HTML report's
+            block map; not in :meth:`to_dict` (``graphpath blocks --format json`` has them).
     """
 
     model: str
@@ -146,6 +149,7 @@ class StabilityRow:
     ratio_interval: Interval | None = None
     signal: tuple[tuple[int, float], ...] = ()
     intervals: tuple[tuple[str, Interval], ...] = ()
+    blocks: tuple[BlockMatch, ...] = field(default=(), compare=False, repr=False)
 
     def interval_of(self, key: str) -> Interval | None:
         """The interval over seeds behind a measured cell (``ratio``, ``min_block_gain``,
@@ -366,6 +370,7 @@ def build_row(report: Report, numeric: NumericReport | None = None,
         ratio_interval=nf.ratio_interval if nf else None,
         intervals=nf.intervals if nf else (),
         signal=nf.signal if nf else (),
+        blocks=tuple(report.section("blocks") or ()),
     )
 
 

@@ -80,6 +80,14 @@ def sample_table(static_reports: dict[str, Report]) -> StabilityTable:
     return make_table(rows, numeric=True, numeric_options={"probes": 2, "seed": 0})
 
 
+@pytest.fixture(scope="session")
+def sample_html(sample_table: StabilityTable) -> str:
+    """The HTML report of :func:`sample_table` (rendered once: ~70 matplotlib figures)."""
+    from graphpath.formats import get_renderer
+
+    return get_renderer("table", "html")(sample_table)
+
+
 def evil_model() -> onnx.ModelProto:
     """Two convs and a residual add whose node, tensor and graph names hold ``EVIL``."""
     rng = np.random.default_rng(0)

@@ -26,13 +26,14 @@ NUMBER_COLUMNS = ("units", "depth", "paths_log10", "shortest_path", "longest_pat
 
 
 @pytest.mark.parametrize("fmt", format_names("table"))
-def test_every_registered_format_renders(sample_table: StabilityTable, fmt: str) -> None:
-    out = get_renderer("table", fmt)(sample_table)
+def test_every_registered_format_renders(sample_table: StabilityTable, fmt: str, sample_html: str) -> None:
+    out = sample_html if fmt == "html" else get_renderer("table", fmt)(sample_table)
     assert out.endswith("\n")
     shown = md_escape if fmt == "md" else str  # Markdown escapes the "-" of "yolov6n-train.onnx"
     for r in sample_table.rows:
         assert shown(r.model) in out
-    assert out == get_renderer("table", fmt)(sample_table)
+    if fmt != "html":  # test_html_is_one_self_contained_valid_file renders it again
+        assert out == get_renderer("table", fmt)(sample_table)
 
 
 def test_unknown_format_is_refused() -> None:
@@ -102,26 +103,61 @@ class _Collector(HTMLParser):
         self.stack.pop()
 
 
-def test_html_is_one_self_contained_valid_file(sample_table: StabilityTable) -> None:
+def test_html_is_one_self_contained_valid_file(sample_table: StabilityTable, sample_html: str) -> None:
     pytest.importorskip("matplotlib")
-    out = get_renderer("table", "html")(sample_table)
+    out = sample_html
     p = _Collector()
     p.feed(out)
     p.close()
     assert not p.stack
-    assert "script" not in p.tags and "link" not in p.tags and "img" not in p.tags
+    # one inline script (sortable columns), nothing loaded from anywhere
+    assert p.tags.count("script") == 1 and "link" not in p.tags and "img" not in p.tags
+    assert not re.search(r"<script[^>]*\bsrc\b", out)
+    assert not re.search(r"\b(fetch|XMLHttpRequest|import\s*\(|WebSocket)\b", out.split("<script>")[1])
     for name, value in p.attrs:
         if name in ("src", "href", "xlink:href") and value:
             assert not re.match(r"[a-z]+:", value) or value.startswith("#"), (name, value)
     assert not re.search(r"url\(\s*['\"]?https?:", out)
     assert not re.search(r"\b(src|href)\s*=\s*['\"]?https?:", out)
     svgs = re.findall(r"<svg.*?</svg>", out, flags=re.S)
-    assert len(svgs) == 3
+    ids: list[str] = []
     for svg in svgs:
         root = ET.fromstring(svg)
         assert root.tag.endswith("svg")
         assert any(el.tag.endswith("path") for el in root.iter())
+        ids += [el.get("id", "") for el in root.iter() if el.get("id")]
+    assert len(ids) == len(set(ids)), "figures share element ids"
+    n = len(sample_table.rows)
+    # the overview's small multiples (one per model) and, per model, the gradient curve, the
+    # block gains and the path-length distribution (the fake reports have no signal)
+    assert len(svgs) == n + 3 * n
+    for i in range(n):
+        section = out.split(f'<section class="model" id="m{i}">')[1].split("</section>")[0]
+        assert section.count("<svg") == 3 and 'class="blockmap"' in section
     assert out == get_renderer("table", "html")(sample_table)
+
+
+def test_html_verdicts_are_text_badges_and_columns_sort_by_value(sample_table: StabilityTable,
+                                                                  sample_html: str) -> None:
+    from graphpath.stability.seed_claims import VERDICT_GLYPHS
+
+    assert not any(g in sample_html for g in VERDICT_GLYPHS.values())
+    badges = re.findall(r'<span class="badge b-([a-z-]+)">([^<]*)</span>', sample_html)
+    assert {text for _, text in badges} >= {r.verdict for r in sample_table.rows}
+    assert all(kind == text.replace(" ", "-") for kind, text in badges if text in VERDICT_GLYPHS)
+    body = sample_html.split('<table class="sortable" id="stability">')[1].split("</table>")[0]
+    rows = re.findall(r"<tr data-index=\"(\d+)\">(.*?)</tr>", body, flags=re.S)
+    assert [int(i) for i, _ in rows] == list(range(len(sample_table.rows)))
+    depth_col = [k for k, _ in sample_table.columns()].index("depth")
+    for (_, tr), row in zip(rows, sample_table.rows, strict=True):
+        cells = re.findall(r"<td([^>]*)>", tr)
+        assert f'data-sort="{float(row.depth)!r}"' in cells[depth_col]
+
+
+def test_html_print_stylesheet_and_model_strings_in_sections(sample_html: str) -> None:
+    css = sample_html.split("<style>")[1].split("</style>")[0]
+    media = css.split("@media print{")[1]
+    assert "break-before:page" in media and ".badge{background:none" in media.replace(" ", "")
 
 
 def test_html_without_matplotlib_still_renders(sample_table: StabilityTable,
@@ -141,5 +177,9 @@ def test_static_html_plots_path_lengths_only(static_reports: dict[str, Report]) 
 
     table = make_table([build_row(r, None) for r in static_reports.values()])
     out = get_renderer("table", "html")(table)
-    assert len(re.findall(r"<svg", out)) == 1
-    assert out.count("run with --numeric") == 3  # gradient curve, signal propagation, block gains
+    n = len(table.rows)
+    assert len(re.findall(r"<svg", out)) == 2 * n  # overview panels and each section's distribution
+    assert "Overview: gradient-path length distribution" in out
+    # each section says which measured plots need the numeric pass (gradient, signal, gains)
+    assert out.count("Gradient norm versus depth, signal propagation (forward), per-block gradient gain: "
+                     "run with --numeric.") == n
