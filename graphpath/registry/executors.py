@@ -116,6 +116,9 @@ def _worker_main(conn: Connection, memory_limit: int | None) -> None:
         except (ValueError, OSError):
             pass  # a lower hard limit is already in place
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    import faulthandler
+
+    faulthandler.disable()  # a native crash is reported as the model's row, not as a stack dump
     while True:
         try:
             msg = conn.recv()
