@@ -64,8 +64,9 @@ def model_digest(path: str | os.PathLike[str]) -> str:
     with p.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
-            mark = mark or _EXTERNAL_MARK in tail + chunk
-            tail = chunk[-len(_EXTERNAL_MARK):]
+            if not mark:  # the mark inside this chunk, or across its start
+                mark = _EXTERNAL_MARK in chunk or _EXTERNAL_MARK in tail + chunk[:len(_EXTERNAL_MARK)]
+                tail = chunk[-len(_EXTERNAL_MARK):]
     parts = ["model:" + h.hexdigest()]
     if mark:
         from graphpath.onnx_io import external_data_files

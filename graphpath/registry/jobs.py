@@ -124,7 +124,6 @@ def decode_row(data: Mapping[str, Any]) -> StabilityRow:
     Raises:
         ValueError: ``data`` is not such a row (another version's, or damaged).
     """
-    from graphpath.numeric.intervals import Interval
     from graphpath.stability.table import StabilityRow
 
     names = {f.name for f in dataclasses.fields(StabilityRow)}
@@ -135,6 +134,8 @@ def decode_row(data: Mapping[str, Any]) -> StabilityRow:
         d[name] = tuple(tuple(pair) for pair in d[name])
     iv = d["ratio_interval"]
     if iv is not None:
+        from graphpath.numeric.intervals import Interval  # only rows measured over seeds have one
+
         d["ratio_interval"] = Interval(**{**iv, "values": tuple(iv["values"])})
     return StabilityRow(**d)
 
