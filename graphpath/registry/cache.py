@@ -49,14 +49,7 @@ def default_cache_dir() -> Path:
     return base / "graphpath"
 
 
-def model_digest(path: str | os.PathLike[str]) -> str:
-    """SHA-256 over a model's bytes and its external-data files (location and bytes of each).
-
-    Raises:
-        OSError: the model cannot be read.
-        GraphpathError: the model has external-data references and cannot be parsed, or a
-            reference is unsafe.
-    """
+def _digest_and_files(path: str | os.PathLike[str]) -> tuple[str, tuple[Path, ...]]:
     p = Path(path)
     h = hashlib.sha256()
     mark = False
@@ -68,18 +61,44 @@ def model_digest(path: str | os.PathLike[str]) -> str:
                 mark = _EXTERNAL_MARK in chunk or _EXTERNAL_MARK in tail + chunk[:len(_EXTERNAL_MARK)]
                 tail = chunk[-len(_EXTERNAL_MARK):]
     parts = ["model:" + h.hexdigest()]
+    files: tuple[Path, ...] = ()
     if mark:
         from graphpath.onnx_io import external_data_files
 
-        for file in external_data_files(p):
-            parts.append(f"external:{file.relative_to(p.resolve().parent).as_posix()}:{file_digest(file)}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+        files = external_data_files(p)
+        base = p.resolve().parent
+        parts += [f"external:{Path(os.path.relpath(f, base)).as_posix()}:{file_digest(f)}" for f in files]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest(), files
 
 
-def cache_key(path: str | os.PathLike[str], job: Job) -> str | None:
+def model_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-256 over a model's bytes and its external-data files (location and bytes of each).
+
+    Raises:
+        OSError: the model cannot be read.
+        GraphpathError: the model has external-data references and cannot be parsed, or a
+            reference is unsafe.
+    """
+    return _digest_and_files(path)[0]
+
+
+def _stat_sig(path: str | os.PathLike[str]) -> list[int]:
+    """What changes when a file's bytes do: device, inode, size, mtime and ctime in ns (ctime
+    cannot be set back by ``touch`` or ``os.utime``)."""
+    st = os.stat(path)
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+#: A file modified less than this long before it was hashed is not memoised (its mtime and
+#: ctime could still change within the file system's timestamp granularity unnoticed).
+_SETTLED_NS = 2_000_000_000
+
+
+def cache_key(path: str | os.PathLike[str], job: Job, cache: ResultCache | None = None) -> str | None:
     """The entry key of ``path`` under ``job``; ``None`` when it cannot be keyed (unreadable
     model or options: the model then runs uncached and fails, if it does, with the loader's
-    message)."""
+    message). With ``cache``, the model's digest comes from its memo when the files are
+    unchanged (:meth:`ResultCache.digest`)."""
     from graphpath import __version__
     from graphpath.errors import GraphpathError
 
@@ -87,12 +106,25 @@ def cache_key(path: str | os.PathLike[str], job: Job) -> str | None:
     if material is None:
         return None
     try:
-        digest = model_digest(path)
+        digest = cache.digest(path) if cache is not None else model_digest(path)
     except (OSError, GraphpathError):
         return None
     text = json.dumps({"graphpath": __version__, "format": CACHE_FORMAT, "job": material, "model": digest},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _write_atomic(target: Path, text: str) -> None:
+    """Write ``text`` to ``target`` through a temporary file in its folder and a rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:16]}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)
@@ -121,6 +153,7 @@ class ResultCache:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.entries = self.root / f"v{CACHE_FORMAT}"
+        self.digests = self.root / f"digests-v{CACHE_FORMAT}"
 
     def _path(self, key: str) -> Path:
         return self.entries / key[:2] / f"{key}.json"
@@ -143,19 +176,40 @@ class ResultCache:
         written (read-only, full disk) costs the next run time, never this run its result."""
         entry = json.dumps({"key": key, "sha256": hashlib.sha256(record.encode()).hexdigest(),
                             "record": record})
-        target = self._path(key)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=target.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(entry)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            _write_atomic(self._path(key), entry)
         except OSError:
             return
+
+    def digest(self, path: str | os.PathLike[str]) -> str:
+        """:func:`model_digest` of ``path``, memoised by the file's identity: a model (and its
+        external-data files) whose device, inode, size, mtime and ctime are those recorded when
+        it was hashed is not read again, so a warm run over a large registry costs a ``stat``
+        per file. Files modified in the last two seconds are hashed and not memoised."""
+        ident = os.path.realpath(path)
+        name = hashlib.sha256(ident.encode()).hexdigest()
+        memo = self.digests / name[:2] / f"{name}.json"
+        sig = _stat_sig(path)
+        try:
+            known = json.loads(memo.read_bytes())
+            if known["path"] == ident and known["stat"] == sig and all(
+                    _stat_sig(f) == s for f, s in known["externals"]):
+                return str(known["digest"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        import time
+
+        started = time.time_ns()
+        digest, files = _digest_and_files(path)
+        ext_sigs = [_stat_sig(f) for f in files]
+        if all(started - s[3] > _SETTLED_NS and started - s[4] > _SETTLED_NS for s in [sig, *ext_sigs]) \
+                and _stat_sig(path) == sig:
+            sigs = [[str(f), s] for f, s in zip(files, ext_sigs, strict=True)]
+            try:
+                _write_atomic(memo, json.dumps({"path": ident, "stat": sig, "externals": sigs, "digest": digest}))
+            except OSError:
+                pass
+        return digest
 
     def _files(self) -> list[Path]:
         if not self.entries.is_dir():
@@ -168,13 +222,17 @@ class ResultCache:
                          bytes=sum(p.stat().st_size for p in files))
 
     def clear(self) -> int:
-        """Remove every entry (and left-over temporary file); the number of entries removed."""
+        """Remove every entry, digest memo and left-over temporary file; the number of entries
+        removed."""
         removed = 0
-        for p in self._files():
-            removed += p.suffix == ".json"
-            p.unlink(missing_ok=True)
-        if self.entries.is_dir():
-            for sub in self.entries.iterdir():
+        for folder in (self.entries, self.digests):
+            if not folder.is_dir():
+                continue
+            for p in folder.glob("*/*"):
+                if p.is_file():
+                    removed += folder == self.entries and p.suffix == ".json"
+                    p.unlink(missing_ok=True)
+            for sub in folder.iterdir():
                 if sub.is_dir():
                     try:
                         sub.rmdir()

@@ -87,7 +87,7 @@ def run_models(paths: Sequence[str | os.PathLike[str]], job: Job, *, executor: E
     tasks = []
     for i, name in enumerate(names):
         if cache is not None:
-            keys[i] = cache_key(name, job)
+            keys[i] = cache_key(name, job, cache)
             hit = cache.get(keys[i]) if keys[i] is not None else None  # type: ignore[arg-type]
             if hit is not None:
                 records[i] = hit

@@ -43,6 +43,31 @@ def test_a_changed_model_misses(tiny: Callable[..., Path], tmp_path: Path) -> No
     assert run_models([path], STATIC, cache=cache).cached == 0
 
 
+def test_the_digest_memo_never_hides_a_change(tiny: Callable[..., Path], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A settled file's digest is memoised by its identity; rewriting it, even to the same size
+    with its mtime put back, changes its ctime, so the memo is not used."""
+    import os
+    import time
+
+    import graphpath.registry.cache as cache_module
+
+    monkeypatch.setattr(cache_module, "_SETTLED_NS", 100_000_000)  # 0.1 s instead of 2 s
+    path = tiny("a.onnx", seed=1)
+    old = path.stat().st_mtime_ns - 10**10
+    os.utime(path, ns=(old, old))
+    time.sleep(0.3)  # let the file's ctime settle (not a timing assertion)
+    cache = ResultCache(tmp_path / "cache")
+    first = cache.digest(path)
+    assert first == model_digest(path) and len(list(cache.digests.glob("*/*.json"))) == 1
+    assert cache.digest(path) == first
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1  # same size, other bytes
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(old, old))
+    assert cache.digest(path) == model_digest(path) != first
+
+
 def test_options_that_change_results_change_the_key(tiny: Callable[..., Path]) -> None:
     path = tiny()
     keys = {cache_key(path, job) for job in (
