@@ -13,7 +13,7 @@ workers are not its children and are not counted).
 
 Usage::
 
-    python bench/bench_registry.py [--n 1000] [--jobs 2] [--executors local,ray] [--work DIR] [--sizes]
+    python bench/bench_registry.py [--n 1000] [--jobs 2] [--executors local,ray] [--work DIR] [--sizes] [--repeat 3]
 
 ``--sizes`` also runs the local executor at N/4 and N/2 cold, for the memory-versus-N line.
 """
@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,13 +99,14 @@ def main() -> None:
     parser.add_argument("--executors", default="local,ray")
     parser.add_argument("--work", type=Path, default=None, help="folder for the variants and caches (default: temp)")
     parser.add_argument("--sizes", action="store_true", help="also N/4 and N/2 cold (local), memory versus N")
+    parser.add_argument("--repeat", type=int, default=3, help="warm runs (median, min and max reported)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="graphpath-bench-"))
     t0 = time.perf_counter()
     variants = build_variants(args.n, work / "registry")
     print(f"built {len(variants)} variants in {time.perf_counter() - t0:.1f} s under {work}", flush=True)
-    print(f"{'executor':<10}{'N':>6}{'cold s':>10}{'warm s':>10}{'speed-up':>10}{'driver MB':>11}{'worker MB':>11}",
-          flush=True)
+    print(f"{'executor':<10}{'N':>6}{'cold s':>10}{'warm s (median [min, max])':>28}{'speed-up':>10}"
+          f"{'driver MB':>11}{'worker MB':>11}", flush=True)
     results = []
     outputs = {}
     for executor in [e for e in args.executors.split(",") if e]:
@@ -115,12 +117,18 @@ def main() -> None:
                "--executor", executor, "--cache-dir", str(cache)]
         cold = measure(cmd)
         outputs[executor] = out.read_bytes()
-        warm = measure(cmd)
-        assert out.read_bytes() == outputs[executor], "warm run changed the output"
-        row = {"executor": executor, "n": args.n, "cold": cold, "warm": warm, "speedup": cold["seconds"] / warm["seconds"]}
+        warms = []
+        for _ in range(max(1, args.repeat)):
+            warms.append(measure(cmd))
+            assert out.read_bytes() == outputs[executor], "warm run changed the output"
+        secs = sorted(w["seconds"] for w in warms)
+        median = statistics.median(secs)
+        row = {"executor": executor, "n": args.n, "cold": cold, "warm": warms, "speedup": cold["seconds"] / median}
         results.append(row)
-        print(f"{executor:<10}{args.n:>6}{cold['seconds']:>10.1f}{warm['seconds']:>10.2f}{row['speedup']:>9.1f}×"
-              f"{max(cold['driver_mb'], warm['driver_mb']):>11.0f}{cold['worker_mb']:>11.0f}", flush=True)
+        warm_text = f"{median:.2f} [{secs[0]:.2f}, {secs[-1]:.2f}]"
+        print(f"{executor:<10}{args.n:>6}{cold['seconds']:>10.1f}{warm_text:>28}{row['speedup']:>9.1f}×"
+              f"{max(cold['driver_mb'], *(w['driver_mb'] for w in warms)):>11.0f}{cold['worker_mb']:>11.0f}",
+              flush=True)
     if len(outputs) > 1:
         same = len(set(outputs.values())) == 1
         print(f"outputs byte-identical across executors: {same}")
@@ -136,7 +144,7 @@ def main() -> None:
             shutil.rmtree(cache, ignore_errors=True)
             cold = measure(["report", str(sub), "--format", "json", "-o", str(work / f"t{n}.json"), "-q",
                             "--jobs", str(args.jobs), "--cache-dir", str(cache)])
-            print(f"{'local':<10}{n:>6}{cold['seconds']:>10.1f}{'':>10}{'':>10}{cold['driver_mb']:>11.0f}"
+            print(f"{'local':<10}{n:>6}{cold['seconds']:>10.1f}{'':>28}{'':>10}{cold['driver_mb']:>11.0f}"
                   f"{cold['worker_mb']:>11.0f}", flush=True)
     (work / "bench-registry.json").write_text(json.dumps(results, indent=2))
 
