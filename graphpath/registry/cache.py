@@ -1,7 +1,7 @@
 """The content-addressed result cache.
 
 An entry's key is the SHA-256 of: the model's bytes, the bytes of each of its external-data
-files (with their locations), graphpath's version, :data:`CACHE_FORMAT`, and the job's
+files (with their locations), the model's file name (reports state it), graphpath's version, :data:`CACHE_FORMAT`, and the job's
 result-changing options (:meth:`~graphpath.registry.jobs.Job.key_material`). A changed model,
 option or graphpath release therefore misses; nothing needs invalidating by hand.
 
@@ -109,8 +109,9 @@ def cache_key(path: str | os.PathLike[str], job: Job, cache: ResultCache | None 
         digest = cache.digest(path) if cache is not None else model_digest(path)
     except (OSError, GraphpathError):
         return None
-    text = json.dumps({"graphpath": __version__, "format": CACHE_FORMAT, "job": material, "model": digest},
-                      sort_keys=True)
+    # the file name too: reports state it, so a copy under another name is its own entry
+    text = json.dumps({"graphpath": __version__, "format": CACHE_FORMAT, "job": material, "model": digest,
+                       "name": Path(path).name}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -117,8 +117,14 @@ def _worker_main(conn: Connection, memory_limit: int | None) -> None:
             pass  # a lower hard limit is already in place
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     import faulthandler
+    import sys
 
     faulthandler.disable()  # a native crash is reported as the model's row, not as a stack dump
+    if "torch" in sys.modules:
+        # forked from a process that had torch loaded (library use: the CLI never has): OpenMP's
+        # thread pool does not survive fork(), and a parallel region would wait forever on
+        # threads that are not there. One thread per worker runs without the pool.
+        sys.modules["torch"].set_num_threads(1)
     while True:
         try:
             msg = conn.recv()

@@ -57,9 +57,10 @@ def _files_of(path: str) -> list[tuple[str, bytes]]:
     return files
 
 
-def ray_task(files: list[tuple[str, bytes]], job: Job) -> tuple[str, str, str]:
+def ray_task(files: list[tuple[str, bytes]], job: Job, shown: str) -> tuple[str, str, str]:
     """A Ray task: write the files to a temporary folder, run the worker entry there;
-    ``(status, payload, graphpath version)``."""
+    ``(status, payload, graphpath version)``. A failure's message names the model as ``shown``
+    (the driver's path), as a local run's does, not by its temporary copy."""
     import tempfile
 
     from graphpath import __version__
@@ -70,7 +71,10 @@ def ray_task(files: list[tuple[str, bytes]], job: Job) -> tuple[str, str, str]:
             target = Path(tmp, rel)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        status, payload = run_one(str(Path(tmp, files[0][0])), job)
+        copy = str(Path(tmp, files[0][0]))
+        status, payload = run_one(copy, job)
+    if status != "ok":
+        payload = payload.replace(copy, shown)
     return status, payload, __version__
 
 
@@ -136,7 +140,7 @@ class RayExecutor:
                     except OSError as exc:
                         yield Outcome(task.index, "error", f"{task.path}: cannot read: {exc.strerror or exc}")
                         continue
-                    flight[remote.remote(files, task.job)] = (task, time.monotonic())
+                    flight[remote.remote(files, task.job, task.path)] = (task, time.monotonic())
                 if not flight:
                     continue
                 wait_for = None

@@ -68,6 +68,20 @@ def test_the_digest_memo_never_hides_a_change(tiny: Callable[..., Path], tmp_pat
     assert cache.digest(path) == model_digest(path) != first
 
 
+def test_a_copy_under_another_name_is_its_own_entry(tiny: Callable[..., Path], tmp_path: Path) -> None:
+    """Audit reports state the file name: a copy must not be served the original's report."""
+    a = tiny("a.onnx")
+    b = tmp_path / "b.onnx"
+    b.write_bytes(a.read_bytes())
+    cache = ResultCache(tmp_path / "cache")
+    job = Job("audit")
+    results = run_models([a, b], job, cache=cache)
+    again = run_models([b], job, cache=cache)
+    assert results.cached == 0 and again.cached == 1
+    assert [r["report"]["model"]["file_name"] for r in results.records] == ["a.onnx", "b.onnx"]
+    assert again.records[0]["report"]["model"]["file_name"] == "b.onnx"
+
+
 def test_options_that_change_results_change_the_key(tiny: Callable[..., Path]) -> None:
     path = tiny()
     keys = {cache_key(path, job) for job in (

@@ -84,3 +84,17 @@ def test_audit_reports_a_crashed_model_and_audits_the_rest(tiny: Callable[..., P
     assert all(r["status"] in ("not_evaluated", "pass") for r in by_name["crash.onnx"]["rules"])
     assert "layers" in by_name["fine.onnx"]["report"]
     assert "crash.onnx: not analysed" in res.stderr
+
+
+@pytest.mark.torch
+def test_workers_forked_after_torch_ran_do_not_hang(tiny: Callable[..., Path]) -> None:
+    """Library use: this process ran torch (OpenMP's pool started) before the run forks its
+    workers; their numeric pass must still finish (the time limit turns a hang into a failure)."""
+    torch = pytest.importorskip("torch")
+    from graphpath.numeric.options import BackwardOptions
+    from graphpath.registry.run import report_table
+
+    torch.nn.functional.conv2d(torch.ones(1, 8, 32, 32), torch.ones(8, 8, 3, 3))
+    table, results = report_table([tiny()], numeric=True, backward_options=BackwardOptions(device="cpu"),
+                                  executor=LocalExecutor(timeout=300))
+    assert not results.failures and table.rows[0].ratio is not None

@@ -47,8 +47,15 @@ def test_ray_and_local_render_the_same_bytes(cluster: Any) -> None:
 def test_a_model_that_kills_its_ray_worker_is_a_row(cluster: Any, tmp_path: Path) -> None:
     crash = tmp_path / "crash.onnx"
     crash.write_bytes((MODELS / "yolov2.onnx").read_bytes())
-    table, results = report_table([crash, MODELS / "yolov2.onnx"], executor=RayExecutor(None, timeout=300))
-    assert [Path(f.path).name for f in results.failures] == ["crash.onnx"]
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    paths = [crash, MODELS / "yolov2.onnx", broken]
+    table, results = report_table(paths, executor=RayExecutor(None, timeout=300))
+    assert [Path(f.path).name for f in results.failures] == ["crash.onnx", "broken.onnx"]
     assert "worker died" in results.failures[0].why
-    assert {r.model: r.verdict for r in table.rows}["crash.onnx"] == "n/a"
-    assert {r.model: r.generation for r in table.rows}["yolov2.onnx"] == "v2"
+    rows = {r.model: r for r in table.rows}
+    assert rows["crash.onnx"].verdict == "n/a" and rows["yolov2.onnx"].generation == "v2"
+    # a bad model's row reads as in a local run (not naming the task's temporary copy)
+    local, _ = report_table([broken], executor=LocalExecutor())
+    assert rows["broken.onnx"].reason == local.rows[0].reason
+    assert rows["broken.onnx"].reason.startswith("not analysed: not a valid ONNX protobuf")
