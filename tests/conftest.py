@@ -11,6 +11,16 @@ import onnx.parser
 import pytest
 from onnx import helper, numpy_helper
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_result_cache(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """`report` and `audit` cache results (graphpath.registry): tests never touch the user's
+    cache folder."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRAPHPATH_CACHE_DIR", str(tmp_path_factory.mktemp("graphpath-cache")))
+        yield
+
+
 MODEL_HEADER = '<ir_version: 8, opset_import: ["" : 17]>'
 
 

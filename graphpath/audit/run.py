@@ -332,6 +332,14 @@ def _analyze(path: str | os.PathLike[str], blocks: bool, numeric: bool, options:
     return report
 
 
+def model_report(path: str | os.PathLike[str], *, blocks: bool = True, numeric: bool = False,
+                 backward_options: Any = None) -> Mapping[str, Any]:
+    """One model's report as the audit evaluates it (``Report.to_dict()``, plus the numeric
+    section when asked): the unit of work that the registry runner (:mod:`graphpath.registry`)
+    sends to a worker and caches."""
+    return _analyze(path, blocks, numeric, backward_options)
+
+
 Analyzer = Callable[[str | os.PathLike[str]], Mapping[str, Any]]
 
 

@@ -15,6 +15,8 @@ import click
 from graphpath.audit.rules.catalog import SEVERITIES
 from graphpath.cli.options import backward_options, condition_options
 from graphpath.cli.output import format_option, output_option, write_output
+from graphpath.cli.progress import progress_reporter
+from graphpath.cli.registry import make_cache, make_run_executor, registry_options
 from graphpath.formats import format_names
 
 
@@ -36,44 +38,42 @@ from graphpath.formats import format_names
 @output_option()
 @click.option("--write", "writes", multiple=True, metavar="FORMAT=FILE",
               help="Also write FORMAT to FILE (repeatable), e.g. --write sarif=graphpath.sarif.")
+@registry_options
 @condition_options
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 @click.pass_context
 def audit(ctx: click.Context, models: tuple[Path, ...], config_file: Path | None, baseline: Path | None,
           numeric: bool | None, blocks: bool, fail_on: str | None, exit_zero: bool, fmt: str,
-          output: Path | None, writes: tuple[str, ...], quiet: bool, **condition: Any) -> None:
+          output: Path | None, writes: tuple[str, ...], exclude: tuple[str, ...], executor: str, jobs: int,
+          timeout_per_model: float, memory_per_model: str, device: str, cache_dir: Path | None,
+          no_cache: bool, quiet: bool, **condition: Any) -> None:
     """Check MODELS against the rules (see `graphpath rules`) for CI.
 
+    MODELS are files, folders (their .onnx files, recursively) or globs. Results are cached by
+    content (docs/registry.md); each model runs in a worker under --timeout-per-model and
+    --memory-per-model, and one that fails there is reported without stopping the others.
+
     Exit codes: 0 clean, 1 findings at or above --fail-on (new ones only with --baseline),
-    2 usage or input error, 3 internal error.
+    2 usage or input error (a model that could not be analysed included), 3 internal error.
     """
     from graphpath.audit.config import resolve_config
-    from graphpath.audit.run import audit as run
     from graphpath.formats import get_renderer, parse_write
+    from graphpath.registry.inputs import expand_inputs
+    from graphpath.registry.run import audit_models
 
     if not models:
         raise click.UsageError("no model given")
     extra = [parse_write("audit", spec) for spec in writes]
     config = resolve_config(config_file)
+    paths = expand_inputs(models, exclude)
     use_numeric = bool(numeric) if numeric is not None else config.numeric
-    options = backward_options(**condition) if use_numeric else None
-    if quiet or not sys.stderr.isatty():
-        result = run(list(models), config, baseline, use_numeric, fail_on=fail_on, blocks=blocks,
-                     backward_options=options)
-    else:
-        from rich.progress import Progress
-
-        with Progress(transient=True) as bar:
-            task = bar.add_task("auditing", total=len(models))
-
-            done = [0]
-
-            def step(name: str) -> None:
-                bar.update(task, description=f"auditing {name}", completed=done[0])
-                done[0] += 1
-
-            result = run(list(models), config, baseline, use_numeric, fail_on=fail_on, blocks=blocks,
-                         progress=step, backward_options=options)
+    options = backward_options(device=device, **condition) if use_numeric else None
+    run_on = make_run_executor(executor, jobs, timeout_per_model, memory_per_model)
+    with progress_reporter(len(paths), quiet=quiet or not sys.stderr.isatty(), min_models=1,
+                           prefix="graphpath audit") as progress:
+        result, results = audit_models(paths, config, baseline, use_numeric, fail_on=fail_on, blocks=blocks,
+                                       backward_options=options, executor=run_on,
+                                       cache=make_cache(cache_dir, no_cache), progress=progress)
     for extra_fmt, file in extra:
         write_output(get_renderer("audit", extra_fmt)(result), file)
     write_output(get_renderer("audit", fmt)(result), output)
@@ -81,7 +81,7 @@ def audit(ctx: click.Context, models: tuple[Path, ...], config_file: Path | None
         click.echo(f"graphpath: note: {note}", err=True)
     if not quiet and (fmt != "text" or output is not None):
         click.echo(result.summary_line(), err=True)
-    ctx.exit(result.exit_code(exit_zero))
+    ctx.exit(max(results.exit_code, result.exit_code(exit_zero)))
 
 
 @click.command()

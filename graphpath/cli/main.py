@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "audit": "graphpath.cli.audit:audit",
     "backward": "graphpath.cli.numeric:backward",
     "blocks": "graphpath.cli.static:blocks",
+    "cache": "graphpath.cli.cache:cache",
     "paths": "graphpath.cli.static:paths",
     "report": "graphpath.cli.report:report",
     "rules": "graphpath.cli.audit:rules",

@@ -16,6 +16,7 @@ import click
 from graphpath.cli.options import backward_options, condition_options
 from graphpath.cli.output import output_option, write_output
 from graphpath.cli.progress import progress_reporter
+from graphpath.cli.registry import make_cache, make_run_executor, registry_options, report_failures
 from graphpath.formats import format_names
 
 
@@ -29,27 +30,38 @@ from graphpath.formats import format_names
 @click.option("--numeric/--no-numeric", default=False, show_default=True,
               help="Also run the numeric backward pass (needs the torch extra) for the measured columns "
                    "and verdicts; without it the verdict column says 'not measured'.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes for the static analysis (the numeric pass runs one model at a time). "
-                   "The output does not depend on it.")
+@registry_options
 @condition_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-def report(models: tuple[Path, ...], fmt: str | None, output: Path | None, numeric: bool, jobs: int,
-           quiet: bool, **condition: Any) -> None:
+@click.pass_context
+def report(ctx: click.Context, models: tuple[Path, ...], fmt: str | None, output: Path | None, numeric: bool,
+           exclude: tuple[str, ...], executor: str, jobs: int, timeout_per_model: float, memory_per_model: str,
+           device: str, cache_dir: Path | None, no_cache: bool, quiet: bool, **condition: Any) -> None:
     """The stability table of MODEL...: generation, main blocks, gradient paths, measured
     gradient ratio and block gains, verdict, and the seed's claim beside it.
+
+    MODEL is a file, a folder (its .onnx files, recursively) or a glob ('runs/**/*.onnx').
+    Results are cached by content (docs/registry.md): a re-run over unchanged models only reads
+    the cache. Each model runs in a worker under --timeout-per-model and --memory-per-model; a
+    model that fails there gets a row saying why, the others finish, and the exit code is 2.
 
     Rows come in the seed table's generation order (v1 … v12, YOLOX after v5), ties in the
     order given.
     """
     from graphpath.formats import get_renderer
-    from graphpath.stability.table import report_models
+    from graphpath.registry.inputs import expand_inputs
+    from graphpath.registry.run import report_table
 
     fmt = fmt or format_for(output)
-    with progress_reporter(len(models), quiet=quiet) as progress:
-        table = report_models(list(models), numeric=numeric, jobs=jobs, progress=progress,
-                              backward_options=backward_options(**condition) if numeric else None)
+    paths = expand_inputs(models, exclude)
+    options = backward_options(device=device, **condition) if numeric else None
+    run_on = make_run_executor(executor, jobs, timeout_per_model, memory_per_model)
+    with progress_reporter(len(paths), quiet=quiet) as progress:
+        table, results = report_table(paths, numeric=numeric, backward_options=options, executor=run_on,
+                                      cache=make_cache(cache_dir, no_cache), progress=progress)
     write_output(get_renderer("table", fmt)(table), output)
+    report_failures(results.failures)
+    ctx.exit(results.exit_code)
 
 
 def format_for(output: Path | None) -> str:

@@ -39,7 +39,7 @@ from graphpath.onnx_io._proto import (
     without_bulk_data,
 )
 
-__all__ = ["LoadedModel", "as_loaded", "load", "load_proto", "model_bytes_with_outputs", "onnx_version", "open_model",
+__all__ = ["LoadedModel", "as_loaded", "external_data_files", "load", "load_proto", "model_bytes_with_outputs", "onnx_version", "open_model",
            "read_arrays"]
 
 #: Ops through which an initializer keeps its identity (aliasing, dequantisation, casts).
@@ -299,6 +299,27 @@ def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
                 f"{label}: external data in a {carrier} is not supported (location {_shown(loc)}); refusing"
             )
         _external_ref(path.parent, tensor, label)
+
+
+def external_data_files(path: str | os.PathLike[str]) -> tuple[Path, ...]:
+    """The files holding ``path``'s external data (each once, sorted by location), checked
+    like :func:`load_proto` does: inside the model's folder, no symlink out of it. A file
+    that is referenced but missing is left out (reading its tensors fails later, with the
+    loader's message). The result cache hashes these beside the model's own bytes.
+
+    Raises:
+        GraphpathError: the model cannot be read, or a reference is unsafe.
+    """
+    p = Path(path)
+    model = load_proto(p)
+    files: dict[str, Path] = {}
+    for tensor, where, _carrier in _all_tensors(model):
+        if external_location(tensor) is None:
+            continue
+        ref = _external_ref(p.parent, tensor, _tensor_label(p, tensor, where))
+        if ref.file_size is not None:
+            files.setdefault(ref.location, ref.file)
+    return tuple(files[k] for k in sorted(files))
 
 
 # --------------------------------------------------------------------------- attributes

@@ -541,6 +541,49 @@ def model_labels(paths: Sequence[str]) -> list[str]:
             depth[i] += 1
 
 
+def model_row(path: str | os.PathLike[str], *, numeric: bool = False,
+              backward_options: Any = None) -> tuple[StabilityRow, dict[str, Any] | None]:
+    """One model's row, named by its file name, and the numeric options it was measured
+    under (``None`` when no numeric pass ran or it failed): the unit of work that the
+    registry runner (:mod:`graphpath.registry`) sends to a worker and caches.
+
+    The file is parsed once for both passes. A numeric failure (unsupported op, parity refused)
+    is recorded in the row (verdict ``n/a``); a static failure or a missing torch raises
+    :class:`~graphpath.errors.GraphpathError`.
+    """
+    from graphpath import onnx_io
+    from graphpath.analysis import analyze
+    from graphpath.errors import GraphpathError, MissingExtraError
+
+    model = onnx_io.open_model(path)
+    rep = analyze(model)
+    if not numeric:
+        return build_row(rep, None), None
+    try:
+        num = _numeric_report(model, backward_options, None)
+    except MissingExtraError:
+        raise
+    except GraphpathError as exc:
+        return build_row(rep, None, numeric_error=str(exc)), None
+    return build_row(rep, num), num.options.echo()
+
+
+def failed_row(label: str, why: str, *, generation: str = "unknown") -> StabilityRow:
+    """The row of a model that gave no result (unreadable, crashed or hung its worker, ran out
+    of time or memory): verdict ``n/a`` and ``why`` as the key reason.
+
+    >>> failed_row("m.onnx", "timed out after 5 s").reason
+    'not analysed: timed out after 5 s'
+    """
+    return StabilityRow(
+        model=label, generation=generation, confidence=None, architecture="-", units=None, depth=None,
+        paths_log10=None, shortest_path=None, longest_path=None, effective_depth=None, ratio=None,
+        min_block_gain=None, max_block_gain=None, max_block_jacobian=None, dead_fraction=None,
+        verdict=NOT_AVAILABLE, numeric_verdict=None, reason="not analysed: " + " ".join(why.split()),
+        seed_row=None, seed_verdict=None, seed_reason=None, seed_structure=None, seed_agreement="no seed row",
+    )
+
+
 def report_models(paths: Sequence[str | os.PathLike[str]], *, numeric: bool = False, jobs: int = 1,
                   progress: Progress | None = None, backward_options: Any = None,
                   order: str = "generation") -> StabilityTable:

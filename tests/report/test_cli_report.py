@@ -51,18 +51,32 @@ def test_jobs_2_is_byte_identical_to_jobs_1(report_cli: click.Group, fmt: str) -
     assert one.stdout_bytes == two.stdout_bytes
 
 
-def test_bad_input_exits_2_with_one_line_and_no_file(report_cli: click.Group, tmp_path: Path) -> None:
+def test_missing_input_exits_2_with_one_line_and_no_file(report_cli: click.Group, tmp_path: Path) -> None:
     out = tmp_path / "table.md"
-    bad = tmp_path / "broken.onnx"
-    bad.write_bytes(b"not a model")
-    for args in (["report", TWO[0], str(tmp_path / "missing.onnx")], ["report", TWO[0], str(bad)],
-                 ["report", TWO[0], str(bad), "--jobs", "2"]):
+    for args in (["report", TWO[0], str(tmp_path / "missing.onnx")], ["report", str(tmp_path / "*.onnx")],
+                 ["report", TWO[0], "--exclude", "*.onnx"]):
         res = CliRunner().invoke(report_cli, [*args, "--format", "md", "-o", str(out), "-q"])
         assert res.exit_code == 2, res.output
         assert res.stderr.count("\n") == 1 and res.stderr.startswith("graphpath: error:")
         assert "Traceback" not in res.output
         assert not out.exists()
-        assert list(tmp_path.iterdir()) == [bad] or set(tmp_path.iterdir()) == {bad}
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_model_is_a_row_saying_why_and_exit_2(report_cli: click.Group, tmp_path: Path) -> None:
+    """docs/registry.md "Isolation": the other models finish, the table is written whole."""
+    out = tmp_path / "table.csv"
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"not a model")
+    for jobs in ("1", "2"):
+        res = CliRunner().invoke(report_cli, ["report", TWO[0], str(bad), "--jobs", jobs, "-o", str(out), "-q"])
+        assert res.exit_code == 2, res.output
+        assert res.stderr.count("\n") == 1 and res.stderr.startswith("graphpath: error: ")
+        assert "broken.onnx: not analysed: not a valid ONNX protobuf" in res.stderr
+        assert "Traceback" not in res.output
+        rows = out.read_text(encoding="utf-8").splitlines()
+        assert rows[1].startswith("yolov8n.onnx,v8,")
+        assert rows[2].startswith("broken.onnx,unknown,") and "not analysed: not a valid ONNX protobuf" in rows[2]
 
 
 def test_usage_errors_exit_2(report_cli: click.Group) -> None:
