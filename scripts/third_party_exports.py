@@ -93,7 +93,9 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("yolo11n-init", "init", "yolo11n.yaml", imgsz=320),
     Entry("yolo12n-init", "init", "yolo12n.yaml", imgsz=320),
     Entry("yolo26n-init", "init", "yolo26n.yaml", imgsz=320),
-    Entry("rtdetr-l-init", "init", "rtdetr-l.yaml", imgsz=320),
+    # at 320 the init weights' near-tied query scores make TopK pick other queries in torch than in
+    # onnxruntime, and graphpath refuses the file (no forward parity at the decoder heads)
+    Entry("rtdetr-l-init", "init", "rtdetr-l.yaml", imgsz=640),
 )
 
 
