@@ -5,8 +5,9 @@ Run by hand, never in CI, and never inside the repository: every file it writes 
 package and a CPU torch (never graphpath's own venv):
 
     python3 -m venv /work/venvs/ultra && . /work/venvs/ultra/bin/activate
-    echo "torch==2.13.0" > /tmp/torch-pin.txt           # CPU wheel; no CUDA packages
-    pip install -c /tmp/torch-pin.txt torch==2.13.0 ultralytics==8.4.190 onnx
+    pip install /opt/wheels/torch-2.13.0+cpu-*.whl       # a CPU build of torch 2.13.0
+    echo "torch==2.13.0" > /tmp/torch-pin.txt           # keep it: no CUDA torch from PyPI
+    pip install -c /tmp/torch-pin.txt ultralytics==8.4.190 onnx
     python scripts/third_party_exports.py [--out DIR] [--only NAME ...] [--list]
 
 Three kinds of file, all from packages on PyPI (nothing is fetched at run time: Ultralytics
