@@ -145,7 +145,7 @@ def test_two_processes_writing_one_key(tmp_path: Path) -> None:
     record = json.dumps({"row": {"model": "m.onnx", "curve": [[1, 0.5]] * 2000}})
     key = "ab" * 32
     ctx = multiprocessing.get_context("spawn")
-    workers = [ctx.Process(target=_hammer, args=(str(tmp_path), key, record, 200)) for _ in range(2)]
+    workers = [ctx.Process(target=_hammer, args=(str(tmp_path), key, record, 100)) for _ in range(2)]
     for w in workers:
         w.start()
     reader = ResultCache(tmp_path)
