@@ -723,6 +723,12 @@ def _wiring(g: onnx.GraphProto, inputs: tuple[TensorInfo, ...], init_names: set[
 def _build(model: onnx.ModelProto, path: Path) -> ModelGraph:
     g = model.graph
     init_names = {t.name for t in g.initializer}
+    for t in g.initializer:
+        if external_location(t) is None:
+            try:
+                _check_tensor_size(t)
+            except ValueError as exc:
+                raise GraphpathError(f"{path}: initializer {exc}") from None
     params = {t.name: _param(t) for t in g.initializer}
     inputs = tuple(_value_info(vi) for vi in g.input if vi.name not in init_names)
     outputs = tuple(_value_info(vi) for vi in g.output)
@@ -929,6 +935,11 @@ def _read_external(base: Path, tensor: onnx.TensorProto, label: str) -> None:
         ) from None
     if len(data) < max(length, expected):
         raise GraphpathError(f"{label}: external data file {_shown(ref.location)} is truncated")
+    if itemsize and len(data) != expected:
+        raise GraphpathError(
+            f"{label}: external data in {_shown(ref.location)} holds {len(data)} bytes, but dims "
+            f"{list(tensor.dims)} of {_dtype_name(tensor.data_type)} need {expected}"
+        )
     tensor.raw_data = data
     tensor.data_location = onnx.TensorProto.DEFAULT
     del tensor.external_data[:]

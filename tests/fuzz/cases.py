@@ -619,7 +619,7 @@ _LOCATIONS: list[tuple[str, str, dict[str, str], bool]] = [
     ("in-folder-offset", CANARY_NAME, {"offset": "0", "length": "16"}, False),
     ("dotdot", f"../{CANARY_NAME}", {}, True),
     ("dotdot-deep", f"sub/../../{CANARY_NAME}", {}, True),
-    ("absolute", "/etc/hostname", {}, True),
+    ("absolute", "@CANARY_ABS@", {}, True),  # the harness writes the canary's absolute path
     ("nul", f"{CANARY_NAME}\0.x", {}, True),
     ("nul-dotdot", f"../{CANARY_NAME}\0", {}, True),
     ("empty", "", {}, True),
@@ -845,22 +845,24 @@ def _blowup(op: str) -> onnx.ModelProto:
     """Ops that make onnxruntime allocate what the file claims (a parity run would)."""
     x, y = _vi("x", [1, 4]), _vi("y", None)
     big = numpy_helper.from_array(np.array([1 << 20, 1 << 20, 1 << 10], np.int64), "shape")
+    w = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
     opsets = [helper.make_opsetid("", 17)]
+    mm = helper.make_node("MatMul", ["x", "w"], ["h"], name="mm")  # a weighted unit to differentiate
     if op == "ConstantOfShape":
-        nodes = [helper.make_node("ConstantOfShape", ["shape"], ["c"]), helper.make_node("Add", ["x", "c"], ["y"])]
+        nodes = [helper.make_node("ConstantOfShape", ["shape"], ["c"]), helper.make_node("Add", ["h", "c"], ["y"])]
         inits = [big]
     elif op == "Expand":
-        nodes = [helper.make_node("Expand", ["x", "shape"], ["y"])]
+        nodes = [helper.make_node("Expand", ["h", "shape"], ["y"])]
         inits = [big]
     elif op == "Tile":
         reps = numpy_helper.from_array(np.array([1 << 20, 1 << 20], np.int64), "reps")
-        nodes = [helper.make_node("Tile", ["x", "reps"], ["y"])]
+        nodes = [helper.make_node("Tile", ["h", "reps"], ["y"])]
         inits = [reps]
     else:
         scales = numpy_helper.from_array(np.array([1e6, 1e6], np.float32), "scales")
-        nodes = [helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest")]
+        nodes = [helper.make_node("Resize", ["h", "", "scales"], ["y"], mode="nearest")]
         inits = [scales]
-    return helper.make_model(helper.make_graph(nodes, op, [x], [y], inits), opset_imports=opsets)
+    return helper.make_model(helper.make_graph([mm, *nodes], op, [x], [y], [w, *inits]), opset_imports=opsets)
 
 
 #: (label, builder, heavy): heavy bombs take seconds on purpose (the 200 000-node chain).

@@ -209,6 +209,10 @@ def _spawn(argv: list[str], work: Path, out_path: Path, err_path: Path, fork: bo
             os.close(target)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
+        # Fresh streams on the new fds (pytest's capture replaces sys.stdout/sys.stderr).
+        sys.stdin = open(0, encoding="utf-8", closefd=False)
+        sys.stdout = open(1, "w", encoding="utf-8", closefd=False)
+        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
         from graphpath.cli.main import main
 
         try:
