@@ -611,11 +611,12 @@ def check_parity(evaluator: Evaluator, model: LoadedModel | None = None,
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 4  # fatal only: a failure is raised (and reported) below, not logged
+    refused: tuple[type[BaseException], ...] = (*_ort_errors(), MemoryError)
     try:
         session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
         feed = {i.name: inputs[i.name] for i in session.get_inputs()}
         refs = session.run(names, feed)
-    except (*_ort_errors(), MemoryError) as exc:
+    except refused as exc:
         # The model is the user's input: onnxruntime refusing it (invalid graph, tensor sizes)
         # or failing on it (a Resize or ConstantOfShape past memory) is an input error.
         text = " ".join(str(exc).split()) or type(exc).__name__
