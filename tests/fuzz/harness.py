@@ -124,7 +124,7 @@ def _absolute_canaries(data: bytes, canary: Path) -> bytes:
         for fd, value in msg.ListFields():  # type: ignore[attr-defined]
             if fd.type != fd.TYPE_MESSAGE:
                 continue
-            for item in value if fd.label == fd.LABEL_REPEATED else [value]:
+            for item in value if fd.is_repeated else [value]:
                 if isinstance(item, onnx.StringStringEntryProto) and item.value == _ABSOLUTE_CANARY:
                     item.value = str(canary)
                 else:

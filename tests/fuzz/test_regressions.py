@@ -236,3 +236,18 @@ def test_audit_writes_all_its_files_or_none(tmp_path):
                         str(tmp_path / "missing" / "audit.json"), "-q"])
     assert code == 2 and "cannot write" in lines[-1], lines
     assert not sarif.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(("value", "fragment"), [
+    (float("nan"), "parameter 'w' holds NaN or Inf"),
+    (float("inf"), "parameter 'w' holds NaN or Inf"),
+    (3e38, "the torch evaluator disagrees with onnxruntime"),  # finite, overflows in the forward
+])
+def test_numeric_pass_refuses_non_finite_weights_in_one_line(tmp_path, value, fragment):
+    pytest.importorskip("torch")
+    w = numpy_helper.from_array(np.full((4, 4), value, np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"), helper.make_node("Relu", ["h"], ["y"])]
+    model = helper.make_model(helper.make_graph(nodes, "g", [_vi("x", [1, 4])], [_vi("y", [1, 4])], [w]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    _refused(_save(tmp_path, model), fragment, "backward", "--probes", "1", "-q")

@@ -626,14 +626,17 @@ def check_parity(evaluator: Evaluator, model: LoadedModel | None = None,
     results = []
     for n, r in zip(names, refs, strict=True):
         got = ours[n].detach().cpu()
-        res = _compare(n, got.to(torch.float64 if got.is_floating_point() else got.dtype).numpy(),
-                       np.asarray(r), rtol, atol)
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # inf/NaN: a failed comparison
+            res = _compare(n, got.to(torch.float64 if got.is_floating_point() else got.dtype).numpy(),
+                           np.asarray(r), rtol, atol)
         steps = evaluator._schedule((n,), frozenset())[0]
         selecting = sorted({s.node.op_type for s in steps} & _SELECTION_OPS)
         if not res.ok and selecting:
             picked = {evaluator.shapes[s.node.outputs[0]][int(s.node.attrs.get("axis", -1))]
                       for s in steps if s.node.op_type == "TopK"}
-            reordered = _compare_up_to_order(n, got.to(torch.float64).numpy(), np.asarray(r), rtol, atol, picked)
+            with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # inf/NaN: a failed comparison
+                reordered = _compare_up_to_order(n, got.to(torch.float64).numpy(), np.asarray(r), rtol, atol,
+                                                 picked)
             res = reordered or dataclasses.replace(res, note=(
                 f"(downstream of {'/'.join(selecting)}: near-tied scores can pick other elements; "
                 "compare at the raw head tensors with outputs=[...])"))
