@@ -146,8 +146,10 @@ MAX_INPUT_ELEMENTS_ENV = "GRAPHPATH_MAX_INPUT_ELEMENTS"
 
 
 def _check_input_size(name: str, shape: tuple[int, ...]) -> None:
-    text = os.environ.get(MAX_INPUT_ELEMENTS_ENV, "")
-    limit = int(text) if text.isdigit() else 1 << 28
+    text = os.environ.get(MAX_INPUT_ELEMENTS_ENV, "").strip()
+    if text and not (text.isascii() and text.isdigit()):
+        raise GraphpathError(f"{MAX_INPUT_ELEMENTS_ENV}={text!r} is not a whole number of elements")
+    limit = int(text) if text else 1 << 28
     count = math.prod(shape)
     if count > limit:
         raise GraphpathError(
