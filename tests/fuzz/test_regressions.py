@@ -251,3 +251,18 @@ def test_numeric_pass_refuses_non_finite_weights_in_one_line(tmp_path, value, fr
     model = helper.make_model(helper.make_graph(nodes, "g", [_vi("x", [1, 4])], [_vi("y", [1, 4])], [w]),
                               opset_imports=[helper.make_opsetid("", 17)])
     _refused(_save(tmp_path, model), fragment, "backward", "--probes", "1", "-q")
+
+
+@pytest.mark.torch
+def test_numeric_input_limit_is_set_by_its_environment_variable(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    w = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"), helper.make_node("Relu", ["h"], ["y"])]
+    model = helper.make_model(helper.make_graph(nodes, "g", [_vi("x", [1, 4])], [_vi("y", [1, 4])], [w]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    path = _save(tmp_path, model)
+    monkeypatch.setenv("GRAPHPATH_MAX_INPUT_ELEMENTS", "3")
+    _refused(path, "input 'x' has shape (1, 4) (4 elements), past the numeric pass's limit of 3", "backward",
+             "--probes", "1", "-q")
+    monkeypatch.setenv("GRAPHPATH_MAX_INPUT_ELEMENTS", "lots")
+    _refused(path, "GRAPHPATH_MAX_INPUT_ELEMENTS='lots' is not a whole number", "backward", "--probes", "1", "-q")
