@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from graphpath.errors import GraphpathError
+
 #: The formats of the single-model commands (analyze, paths, blocks, backward, zoo list).
 TEXT_FORMATS = ("text", "json")
 
@@ -29,16 +31,37 @@ def _umask() -> int:
 
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write ``data`` (text as UTF-8) to ``path`` via a temporary file in the same folder."""
-    target = path.resolve()
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    atomic_write_all([(path, data)])
+
+
+def atomic_write_all(files: Sequence[tuple[Path, bytes | str]]) -> None:
+    """Write several files all or nothing: every one goes to a temporary file beside its target
+    first, and only when all are written are they renamed into place; on failure no temporary
+    file stays behind.
+
+    Raises:
+        GraphpathError: a target cannot be written (missing folder, permissions, disk full),
+            with the path and the reason on one line.
+    """
+    temps: list[tuple[str, Path]] = []
+    current = files[0][0] if files else Path()
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; results are ordinary files
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        for path, data in files:
+            current = path
+            target = path.resolve()
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            temps.append((tmp, target))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; results are ordinary files
+        for tmp, target in temps:
+            current = target
+            os.replace(tmp, target)
+    except OSError as exc:
+        raise GraphpathError(f"cannot write {current}: {exc.strerror or exc}") from None
+    finally:
+        for tmp, _ in temps:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def write_output(text: str, output: Path | None) -> None:

@@ -218,8 +218,22 @@ def _setup(model: LoadedModel, opts: BackwardOptions) -> _Setup:
     in_scope = {t: s for t, s in ev.shapes.items() if t not in ev.folded and t not in model.graph.params}
     norm = resolve_norm(model, heads, in_scope, opts.norm, opts.condition)
     own = {k: v.detach() for k, v in named.items()}
+    if opts.condition == "weights":
+        _require_finite(model, own)
     return _reseed(_Setup(model, cuts, heads, ev, fixed, opts.seed_list[0], named, {}, own, norm),
                    opts.seed_list[0], opts)
+
+
+def _require_finite(model: LoadedModel, params: Mapping[str, Any]) -> None:
+    """The file's own weights must be finite: a gradient through NaN or Inf weights is no
+    measurement (and the SVDs of the operator norms do not converge on them)."""
+    bad = sorted(k for k, v in params.items() if v.is_floating_point() and not bool(v.isfinite().all()))
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise GraphpathError(
+            f"{model.name}: parameter {bad[0]!r}{more} holds NaN or Inf; gradients at these weights mean "
+            "nothing (--condition init measures the architecture at a fresh initialisation)"
+        )
 
 
 def _reseed(s: _Setup, seed: int, opts: BackwardOptions) -> _Setup:

@@ -11,13 +11,14 @@ external data in any other carrier, which onnx or onnxruntime would resolve on t
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
 import stat
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -85,6 +86,12 @@ def load_proto(path: str | os.PathLike[str]) -> onnx.ModelProto:
         with p.open("rb") as fh:
             model = onnx.load(fh, load_external_data=False)
     except DecodeError as exc:
+        if "MaxDepth" in str(exc):  # upb's limit of 100 nested messages, three per subgraph level
+            raise GraphpathError(
+                f"{p}: subgraphs (If/Loop/Scan bodies) nested deeper than the protobuf parser's limit "
+                f"of {_PROTOBUF_MAX_DEPTH} message levels (about 30 subgraph levels); "
+                "the limit is fixed in the protobuf runtime and cannot be raised"
+            ) from None
         raise GraphpathError(f"{p}: not a valid ONNX protobuf (truncated or corrupt): {exc}") from None
     except (OSError, ValueError, RuntimeError) as exc:
         raise GraphpathError(f"{p}: cannot read as ONNX: {exc}") from None
@@ -97,8 +104,63 @@ def load_proto(path: str | os.PathLike[str]) -> onnx.ModelProto:
         )
     if not model.graph.node and not model.graph.output:
         raise GraphpathError(f"{p}: the graph has no nodes and no outputs")
+    _check_text(model, p)
     _check_external_data(model, p)
     return model
+
+
+_PROTOBUF_MAX_DEPTH = 100
+
+
+def _check_text(model: onnx.ModelProto, path: Path) -> None:
+    """Refuse names and strings graphpath reads that are not valid UTF-8 (the protobuf runtime
+    hands those back as ``bytes``, which no renderer or name lookup expects)."""
+
+    def bad(where: str, *values: object) -> None:
+        for v in values:
+            if not isinstance(v, str):
+                raise GraphpathError(f"{path}: {where}: {v!r} is not valid UTF-8 text (ONNX strings must be)")
+
+    bad("model", model.producer_name, model.producer_version, model.domain, model.doc_string)
+    for m in model.metadata_props:
+        bad("model metadata", m.key, m.value)
+    for o in model.opset_import:
+        bad("opset import", o.domain)
+    for f in model.functions:
+        bad("function", f.name, f.domain, *f.input, *f.output, *f.attribute)
+        for o in f.opset_import:
+            bad(f"function {f.name!r} opset import", o.domain)
+        _check_nodes_text(f.node, f"function {f.name!r}", bad)
+    _check_graph_text(model.graph, "graph", bad)
+
+
+def _check_graph_text(g: onnx.GraphProto, where: str, bad: Callable[..., None]) -> None:
+    bad(where, g.name, g.doc_string)
+    for vi in (*g.input, *g.output, *g.value_info):
+        bad(f"{where} value info", vi.name)
+    for t in g.initializer:
+        bad(f"{where} initializer", t.name, *(e.key for e in t.external_data), *(e.value for e in t.external_data))
+    for st in g.sparse_initializer:
+        bad(f"{where} sparse initializer", st.values.name, st.indices.name)
+    _check_nodes_text(g.node, where, bad)
+
+
+def _check_nodes_text(nodes: Iterable[onnx.NodeProto], where: str, bad: Callable[..., None]) -> None:
+    for i, node in enumerate(nodes):
+        here = f"{where} node #{i}"
+        bad(here, node.name, node.op_type, node.domain, *node.input, *node.output)
+        for m in node.metadata_props:
+            bad(f"{here} metadata", m.key, m.value)
+        for attr in node.attribute:
+            bad(f"{here} attribute", attr.name, attr.ref_attr_name)
+            if attr.HasField("t"):
+                bad(f"{here} attribute {attr.name!r} tensor", attr.t.name,
+                    *(e.key for e in attr.t.external_data), *(e.value for e in attr.t.external_data))
+            for t in attr.tensors:
+                bad(f"{here} attribute {attr.name!r} tensor", t.name,
+                    *(e.key for e in t.external_data), *(e.value for e in t.external_data))
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                _check_graph_text(sub, f"{here} attribute {attr.name!r}", bad)
 
 
 
@@ -350,7 +412,74 @@ def _inline_array(t: onnx.TensorProto) -> np.ndarray | None:
     it against the working directory)."""
     if external_location(t) is not None:
         return None
+    _check_tensor_size(t)
     return numpy_helper.to_array(t)
+
+
+def _check_tensor_size(t: onnx.TensorProto) -> None:
+    """Dims that agree with the bytes a tensor holds, checked before anything decodes it: dims
+    claiming 100 GB over 16 values would otherwise be allocated (or fail deep inside numpy)."""
+    if any(d < 0 for d in t.dims):
+        raise ValueError(f"tensor {t.name!r} has a negative dimension {list(t.dims)}")
+    count = math.prod(t.dims)
+    itemsize = DTYPE_BYTES.get(_dtype_name(t.data_type))
+    if t.HasField("raw_data") and itemsize:
+        if len(t.raw_data) != math.ceil(count * itemsize):
+            raise ValueError(f"tensor {t.name!r} has dims {list(t.dims)} ({count} elements of "
+                             f"{_dtype_name(t.data_type)}) but holds {len(t.raw_data)} bytes")
+        return
+    fields = ("float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")
+    held = max(len(getattr(t, f)) for f in fields)
+    needed = count * (2 if t.data_type in _COMPLEX else 1)
+    if t.data_type not in _PACKED_INT32 and held != needed:
+        raise ValueError(f"tensor {t.name!r} has dims {list(t.dims)} ({count} elements) but holds {held} values")
+
+
+_COMPLEX = frozenset({onnx.TensorProto.COMPLEX64, onnx.TensorProto.COMPLEX128})
+#: Types whose typed payload is int32_data with several elements per entry (sub-byte types).
+_PACKED_INT32 = frozenset(
+    getattr(onnx.TensorProto, n) for n in ("INT4", "UINT4", "FLOAT4E2M1", "INT2", "UINT2") if hasattr(onnx.TensorProto, n)
+)
+
+
+def _check_attributes(node: onnx.NodeProto, label: str, opsets: dict[str, int]) -> None:
+    """Attributes given once each, of a known kind, and of the type the op's schema declares
+    (a ``group`` given as a string or a ``kernel_shape`` as a tensor is refused here, not met
+    later by an analysis that trusts the schema)."""
+    seen: set[str] = set()
+    schema = _schema(node.op_type, node.domain or "ai.onnx", opsets)
+    for attr in node.attribute:
+        if attr.name in seen:
+            raise GraphpathError(f"{label}: attribute {attr.name!r} is given twice")
+        seen.add(attr.name)
+        if attr.type == onnx.AttributeProto.UNDEFINED:
+            raise GraphpathError(f"{label}: attribute {attr.name!r} has no type")
+        expected = schema.get(attr.name) if schema else None
+        if expected is not None and attr.type != expected and not attr.ref_attr_name:
+            raise GraphpathError(
+                f"{label}: attribute {attr.name!r} is {_attr_type_name(attr)}, but {node.op_type} takes "
+                f"{onnx.AttributeProto.AttributeType.Name(expected)}"
+            )
+
+
+def _schema(op_type: str, domain: str, opsets: dict[str, int]) -> dict[str, int] | None:
+    """Attribute name → declared type for a standard op at the model's opset; ``None`` when
+    onnx has no schema for it (custom ops, unknown opsets)."""
+    if domain not in _STANDARD_DOMAINS or domain not in opsets and not (domain == "ai.onnx" and "" in opsets):
+        return None
+    return _schema_at(op_type, "" if domain == "ai.onnx" else domain, max(1, opsets.get(domain, 1)))
+
+
+@functools.lru_cache(maxsize=512)
+def _schema_at(op_type: str, domain: str, version: int) -> dict[str, int] | None:
+    try:
+        schema = onnx.defs.get_schema(op_type, version, domain)
+    except onnx.defs.SchemaError:
+        return None
+    types: dict[str, int] = {}
+    for name, a in schema.attributes.items():
+        types[name] = int(a.type)  # type: ignore[call-overload]  # a pybind11 enum of AttributeProto's values
+    return types
 
 
 #: What onnx raises on a malformed tensor or attribute (bad sizes, unknown or undefined types).
@@ -615,6 +744,12 @@ def _wiring(g: onnx.GraphProto, inputs: tuple[TensorInfo, ...], init_names: set[
 def _build(model: onnx.ModelProto, path: Path) -> ModelGraph:
     g = model.graph
     init_names = {t.name for t in g.initializer}
+    for t in g.initializer:
+        if external_location(t) is None:
+            try:
+                _check_tensor_size(t)
+            except ValueError as exc:
+                raise GraphpathError(f"{path}: initializer {exc}") from None
     params = {t.name: _param(t) for t in g.initializer}
     inputs = tuple(_value_info(vi) for vi in g.input if vi.name not in init_names)
     outputs = tuple(_value_info(vi) for vi in g.output)
@@ -633,8 +768,10 @@ def _build(model: onnx.ModelProto, path: Path) -> ModelGraph:
     origins = _initializer_origins(g, order, init_names | set(constants))
 
     dag = nx.DiGraph()
+    opsets = {(o.domain or "ai.onnx"): int(o.version) for o in model.opset_import}
     for i in order:
         node = g.node[i]
+        _check_attributes(node, f"{path}: node {names[i]!r} ({node.op_type})", opsets)
         try:
             attrs = {a.name: _attr_value(a) for a in node.attribute}
         except _DECODE_ERRORS as exc:
@@ -653,23 +790,20 @@ def _build(model: onnx.ModelProto, path: Path) -> ModelGraph:
             implicit=tuple(t for pos, t in node_inputs[i] if pos == -1),
         )
     for i in order:
+        # Collected per producer first: a node may read one tensor 10⁶ times, and growing the
+        # edge's tuples read by read would take time quadratic in that.
+        edges: dict[int, tuple[dict[str, None], list[int]]] = {}
         for pos, t in node_inputs[i]:
-            if t not in producer:
-                continue
-            u, v = names[producer[t]], names[i]
-            kind = "shape" if t in static else "data"
-            if dag.has_edge(u, v):
-                e = dag.edges[u, v]
-                if t not in e["tensors"]:
-                    e["tensors"] = (*e["tensors"], t)
-                e["positions"] = (*e["positions"], pos)
-                if kind == "data":
-                    e["kind"] = "data"
-            else:
-                dag.add_edge(u, v, tensor=t, tensors=(t,), kind=kind, positions=(pos,),
-                             shape=shapes.get(t))
+            if t in producer:
+                tensors, positions = edges.setdefault(producer[t], ({}, []))
+                tensors[t] = None
+                positions.append(pos)
+        for u, (tensors, positions) in edges.items():
+            first = next(iter(tensors))
+            kind = "data" if any(t not in static for t in tensors) else "shape"
+            dag.add_edge(names[u], names[i], tensor=first, tensors=tuple(tensors), kind=kind,
+                         positions=tuple(positions), shape=shapes.get(first))
 
-    opsets = {(o.domain or "ai.onnx"): int(o.version) for o in model.opset_import}
     custom = sorted({n.domain for n in g.node if n.domain not in _STANDARD_DOMAINS})
     meta: dict[str, Any] = {
         "path": str(path),
@@ -778,6 +912,7 @@ def _read_array(path: Path, tensor: onnx.TensorProto, where: str) -> np.ndarray:
     if external_location(tensor) is not None:
         _read_external(path.parent, tensor, label)
     try:
+        _check_tensor_size(tensor)
         return numpy_helper.to_array(tensor)
     except _DECODE_ERRORS as exc:  # malformed tensor payloads surface here
         raise GraphpathError(f"{label}: cannot decode: {_first_line(exc)}") from None
@@ -821,6 +956,11 @@ def _read_external(base: Path, tensor: onnx.TensorProto, label: str) -> None:
         ) from None
     if len(data) < max(length, expected):
         raise GraphpathError(f"{label}: external data file {_shown(ref.location)} is truncated")
+    if itemsize and len(data) != expected:
+        raise GraphpathError(
+            f"{label}: external data in {_shown(ref.location)} holds {len(data)} bytes, but dims "
+            f"{list(tensor.dims)} of {_dtype_name(tensor.data_type)} need {expected}"
+        )
     tensor.raw_data = data
     tensor.data_location = onnx.TensorProto.DEFAULT
     del tensor.external_data[:]

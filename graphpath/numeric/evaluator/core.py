@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections import Counter
@@ -134,7 +135,27 @@ def _input_shapes(graph: ModelGraph, given: Mapping[str, Sequence[int]] | None,
                     "guess; pass input_shapes={...}"
                 )
         out[t.name] = tuple(dims)
+    for name, shape in out.items():
+        _check_input_size(name, shape)
     return out
+
+
+#: Elements one input of the numeric pass may have (2²⁸: a 1 GiB float32 tensor; a detector's
+#: 1×3×640×640 image is 1.2 M). Raised with the environment variable named in the message.
+MAX_INPUT_ELEMENTS_ENV = "GRAPHPATH_MAX_INPUT_ELEMENTS"
+
+
+def _check_input_size(name: str, shape: tuple[int, ...]) -> None:
+    text = os.environ.get(MAX_INPUT_ELEMENTS_ENV, "").strip()
+    if text and not (text.isascii() and text.isdigit()):
+        raise GraphpathError(f"{MAX_INPUT_ELEMENTS_ENV}={text!r} is not a whole number of elements")
+    limit = int(text) if text else 1 << 28
+    count = math.prod(shape)
+    if count > limit:
+        raise GraphpathError(
+            f"input {name!r} has shape {shape} ({count} elements), past the numeric pass's limit of "
+            f"{limit} elements per input; raise it with {MAX_INPUT_ELEMENTS_ENV}=N"
+        )
 
 
 def _is_static(graph: ModelGraph, op: OpNode) -> bool:
@@ -546,6 +567,15 @@ def _compare_up_to_order(name: str, ours: np.ndarray, ref: np.ndarray, rtol: flo
     return None
 
 
+def _ort_errors() -> tuple[type[BaseException], ...]:
+    """onnxruntime's exception types (pybind11 classes deriving from ``Exception`` directly)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    names = ("Fail", "InvalidArgument", "NoSuchFile", "NoModel", "EngineError", "RuntimeException",
+             "InvalidProtobuf", "ModelLoaded", "NotImplemented", "InvalidGraph", "EPFail")
+    return tuple(c for c in (getattr(state, n, None) for n in names) if isinstance(c, type))
+
+
 def check_parity(evaluator: Evaluator, model: LoadedModel | None = None,
                  inputs: Mapping[str, np.ndarray] | None = None, *, rtol: float = 1e-3,
                  atol: float = 1e-4, seed: int = 0) -> ParityResult:
@@ -582,23 +612,33 @@ def check_parity(evaluator: Evaluator, model: LoadedModel | None = None,
     blob = loaded.serialized(None if same else names)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
-    feed = {i.name: inputs[i.name] for i in session.get_inputs()}
-    refs = session.run(names, feed)
+    options.log_severity_level = 4  # fatal only: a failure is raised (and reported) below, not logged
+    refused: tuple[type[BaseException], ...] = (*_ort_errors(), MemoryError)
+    try:
+        session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
+        feed = {i.name: inputs[i.name] for i in session.get_inputs()}
+        refs = session.run(names, feed)
+    except refused as exc:
+        # The model is the user's input: onnxruntime refusing it (invalid graph, tensor sizes)
+        # or failing on it (a Resize or ConstantOfShape past memory) is an input error.
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise GraphpathError(f"onnxruntime cannot run this model for the parity check: {text[:300]}") from None
     with torch.no_grad():
         ours = evaluator({k: torch.from_numpy(np.asarray(v)) for k, v in inputs.items()})
     results = []
     for n, r in zip(names, refs, strict=True):
         got = ours[n].detach().cpu()
-        res = _compare(n, got.to(torch.float64 if got.is_floating_point() else got.dtype).numpy(),
-                       np.asarray(r), rtol, atol)
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # inf/NaN: a failed comparison
+            res = _compare(n, got.to(torch.float64 if got.is_floating_point() else got.dtype).numpy(),
+                           np.asarray(r), rtol, atol)
         steps = evaluator._schedule((n,), frozenset())[0]
         selecting = sorted({s.node.op_type for s in steps} & _SELECTION_OPS)
         if not res.ok and selecting:
             picked = {evaluator.shapes[s.node.outputs[0]][int(s.node.attrs.get("axis", -1))]
                       for s in steps if s.node.op_type == "TopK"}
-            reordered = _compare_up_to_order(n, got.to(torch.float64).numpy(), np.asarray(r), rtol, atol, picked)
+            with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # inf/NaN: a failed comparison
+                reordered = _compare_up_to_order(n, got.to(torch.float64).numpy(), np.asarray(r), rtol, atol,
+                                                 picked)
             res = reordered or dataclasses.replace(res, note=(
                 f"(downstream of {'/'.join(selecting)}: near-tied scores can pick other elements; "
                 "compare at the raw head tensors with outputs=[...])"))
