@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "audit": "graphpath.cli.audit:audit",
     "backward": "graphpath.cli.numeric:backward",
     "blocks": "graphpath.cli.static:blocks",
+    "curvature": "graphpath.cli.curvature:curvature",
     "paths": "graphpath.cli.static:paths",
     "report": "graphpath.cli.report:report",
     "rules": "graphpath.cli.audit:rules",

@@ -160,3 +160,26 @@ def test_prop51_never_violated_when_sigma_converged(tmp_path: Path, blocks: int,
     (chain,) = r.seeds[0].prop51
     assume(chain.sum_sigma < 1 and all(b.converged for b in chain.branches))
     assert chain.verdict == "holds" and chain.product_verdict == "holds", chain
+
+
+def test_cli_json_states_loss_condition_and_intervals(linear_conv, tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from graphpath.cli.main import cli
+
+    path, _, _ = linear_conv
+    out = tmp_path / "c.json"
+    res = CliRunner().invoke(cli, ["curvature", str(path), "--device", "cpu", "--top-k", "2", "--loss", "probe",
+                                   "--format", "json", "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["loss"] == "probe" and data["options"]["condition"] == "weights" and data["options"]["seeds"] == [0]
+    assert data["operator"].startswith("Hessian")
+    # a linear model's probe Hessian is zero
+    assert max(abs(v) for v in data["seeds"][0]["top"]["values"]) < 1e-6
+    text = CliRunner().invoke(cli, ["curvature", str(path), "--device", "cpu", "--top-k", "1", "-q"])
+    assert text.exit_code == 0 and "λ_max" in text.output and "distill" in text.output
+    bad = CliRunner().invoke(cli, ["curvature", str(tmp_path / "missing.onnx"), "-q"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output

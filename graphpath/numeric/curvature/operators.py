@@ -64,7 +64,10 @@ class ProbeLoss(nn.Module):
     reduction = "sum"
 
     def forward(self, prediction: torch.Tensor, cotangent: torch.Tensor) -> torch.Tensor:
-        return (prediction * cotangent).sum()
+        # ``0·Σf²`` adds exactly nothing, but keeps every parameter's gradient a function of the
+        # parameters: a head bias's probe gradient is the constant ``Σc``, and curvlinops' vmapped
+        # Hessian product cannot batch a tangent that does not depend on the vector.
+        return (prediction * cotangent).sum() + 0.0 * prediction.pow(2).sum()
 
 
 def curvature_operator(module: HeadsModule, loss: str, x: torch.Tensor, target: torch.Tensor,
@@ -110,6 +113,10 @@ def extreme_eigen(op: Any, k: int, which: str, *, tol: float, max_matvecs: int, 
     k = min(k, n - 1)
     ncv = min(n, max(2 * k + 1, 20))
     v0 = np.random.default_rng([seed, 16]).standard_normal(n)
+    if not np.any(counted.linop.matvec(v0)):
+        # H v0 = 0 for a random v0: the operator is zero (ARPACK cannot start from it), e.g. the
+        # probe Hessian of a model linear in its parameters
+        return Eigen(which, (0.0,) * k, tol, counted.count, (0.0,) * k, True)
     converged = True
     try:
         vals, vecs = eigsh(counted.linop, k=k, which=which, tol=tol, v0=v0, ncv=ncv,

@@ -121,8 +121,13 @@ def prop51_chains(ev: Any, model: LoadedModel, x0: Mapping[str, Any], params: Ma
             pull = torch.func.vjp(branch, at)[1]
             gen = torch.Generator().manual_seed(seed * 7919 + ci * 131 + bi)
             v0 = torch.randn(tuple(at.shape), generator=gen, dtype=torch.float64).to(at.device, at.dtype)
-            est = power_iteration(lambda v, branch=branch, at=at: torch.func.jvp(branch, (at,), (v,))[1],
-                                  lambda u, pull=pull: pull(u)[0], v0, iters=iters, tol=tol)
+            def apply(v: Any, branch: Any = branch, at: Any = at) -> Any:
+                return torch.func.jvp(branch, (at,), (v,))[1]
+
+            def adjoint(u: Any, pull: Any = pull) -> Any:
+                return pull(u)[0]
+
+            est = power_iteration(apply, adjoint, v0, iters=iters, tol=tol)
             branches.append(ChainBranch(bname, entry, exit_, est.sigma, est.iterations, est.last_change,
                                         est.last_change < tol))
         f0, fl = chain[0][1], chain[-1][2]

@@ -22,6 +22,17 @@ GDOutcome = Literal["decreased monotonically", "decreased, not monotonically", "
 Prop51Verdict = Literal["holds", "vacuous", "violated"]
 
 
+def _clean(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None`` (JSON has no NaN/inf)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
 def _f(x: float) -> float | None:
     """JSON has no NaN/inf: ``None`` for them."""
     return x if math.isfinite(x) else None
@@ -275,4 +286,4 @@ class CurvatureReport:
         }
         if timings:
             out["timings"] = dict(self.timings)
-        return out
+        return _clean(out)
