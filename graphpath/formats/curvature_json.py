@@ -1,5 +1,6 @@
 """JSON rendering of a :class:`~graphpath.numeric.curvature.CurvatureReport` (pure, sorted keys,
-no timings: byte-identical for identical input)."""
+no timings: byte-identical for identical input). The shape is
+``graphpath/numeric/curvature/curvature.schema.json`` (shipped as package data)."""
 
 from __future__ import annotations
 

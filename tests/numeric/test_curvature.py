@@ -192,6 +192,11 @@ def test_cli_json_states_loss_condition_and_intervals(linear_conv, tmp_path: Pat
                                    "--format", "json", "-o", str(out), "-q"])
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parents[2] / "graphpath" / "numeric" / "curvature"
+                         / "curvature.schema.json").read_text())
+    jsonschema.validate(data, schema)
     assert data["loss"] == "probe" and data["options"]["condition"] == "weights" and data["options"]["seeds"] == [0]
     assert data["operator"].startswith("Hessian")
     # a linear model's probe Hessian is zero
