@@ -91,6 +91,17 @@ def test_linear_conv_gd_edge_of_stability(linear_conv) -> None:
     assert above.losses[-1] > 10 * above.losses[0]
 
 
+def test_density_is_a_density_over_the_spectrum(linear_conv) -> None:
+    path, _, _ = linear_conv
+    r = run_curvature(path, CurvatureOptions(protocol=CPU, top_k=1, density=True, density_ncv=12, density_points=128,
+                                             dtype="float64"))
+    d = r.seeds[0].density
+    assert d is not None and len(d.grid) == len(d.density) == 128
+    grid, dens = np.asarray(d.grid), np.asarray(d.density)
+    assert np.all(dens >= 0) and np.trapezoid(dens, grid) == pytest.approx(1.0, abs=0.05)
+    assert grid[0] <= 0 and grid[-1] >= r.seeds[0].lambda_max
+
+
 def test_gd_outcome_names() -> None:
     assert gd_outcome([1.0, 0.9, 0.95, 0.5]) == "decreased, not monotonically"
     assert gd_outcome([1.0, math.inf]) == "non-finite"
