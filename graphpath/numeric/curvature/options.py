@@ -76,6 +76,8 @@ class CurvatureOptions:
                 raise GraphpathError(f"{name} must be at least 1")
         if self.dtype not in ("float32", "float64"):
             raise GraphpathError(f"dtype must be float32 or float64, not {self.dtype!r}")
+        if self.gd_check and self.loss != "distill":
+            raise GraphpathError("the gradient-descent check (--gd) runs on the distill loss; drop --gd or use --loss distill")
         if any(f <= 0 for f in self.gd_factors):
             raise GraphpathError("GD factors must be positive")
 
