@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
@@ -179,7 +179,10 @@ def measure_prop51(path: Path, seed: int):
     return prop51_chains(ev, m, x, params, heads, cot, chains, seed=seed, iters=100, tol=1e-6)
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# No shrinking phase: each example builds and measures a graph (seconds on a loaded machine);
+# a failure is reported with the example hypothesis generated.
+@settings(max_examples=4, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate),
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(blocks=st.integers(1, 3), width=st.integers(2, 4), scale=st.floats(0.02, 0.3), seed=st.integers(0, 10_000))
 def test_prop51_never_violated_when_sigma_converged(tmp_path: Path, blocks: int, width: int, scale: float,
                                                   seed: int) -> None:
