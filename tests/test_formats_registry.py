@@ -41,7 +41,21 @@ def values(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "report": report,
         "table": make_table([build_row(report, None)]),
         "audit": audit([path], analyzer=lambda _: report.to_dict()),
+        "curvature": _curvature_report(),
     }
+
+
+def _curvature_report() -> Any:
+    """The smallest curvature report: one seed, top-1 only (its renderers need no torch)."""
+    from graphpath.numeric.curvature import CurvatureOptions, CurvatureReport
+    from graphpath.numeric.curvature.results import Eigen, SeedCurvature
+    from graphpath.numeric.intervals import interval
+
+    seed = SeedCurvature(0, Eigen("LA", (2.0,), 1e-3, 21, (1e-6,), True), None, None, None, (), (), 0.0)
+    return CurvatureReport("residual", CurvatureOptions(top_k=1), "distill: …", "GGN", "cpu", "float32",
+                           {"x": (1, 4, 8, 8)}, ("y",), 256, 160, "none: the file's own weights", 1e-7, (seed,),
+                           {"lambda_max": interval([2.0], log=True, over="seeds"),
+                            "predicted_lr": interval([1.0], log=True, over="seeds")})
 
 
 def test_values_cover_every_kind(values: dict[str, Any]) -> None:
@@ -56,7 +70,7 @@ def test_every_registered_format_renders(values: dict[str, Any], kind: str, name
 
 
 def test_every_kind_has_formats_and_every_alias_a_target() -> None:
-    assert KINDS == ("report", "table", "audit")
+    assert KINDS == ("report", "table", "audit", "curvature")
     assert {k for k, _ in RENDERERS} == set(KINDS)
     for (kind, alias), name in ALIASES.items():
         assert (kind, name) in RENDERERS and (kind, alias) not in RENDERERS
@@ -113,6 +127,7 @@ def test_cli_choices_are_the_registry_names() -> None:
     assert choices("analyze") == format_names("report")
     assert choices("report") == format_names("table")
     assert choices("audit") == format_names("audit", aliases=True)
+    assert choices("curvature") == format_names("curvature")
 
 
 def test_the_docs_list_every_format() -> None:

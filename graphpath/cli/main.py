@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "backward": "graphpath.cli.numeric:backward",
     "blocks": "graphpath.cli.static:blocks",
     "cache": "graphpath.cli.cache:cache",
+    "curvature": "graphpath.cli.curvature:curvature",
     "paths": "graphpath.cli.static:paths",
     "report": "graphpath.cli.report:report",
     "rules": "graphpath.cli.audit:rules",

@@ -4,7 +4,8 @@
 
 - ``"report"``: a :class:`~graphpath.report.Report` (``graphpath analyze``);
 - ``"table"``: a :class:`~graphpath.stability.table.StabilityTable` (``graphpath report``);
-- ``"audit"``: an :class:`~graphpath.audit.run.AuditResult` (``graphpath audit``).
+- ``"audit"``: an :class:`~graphpath.audit.run.AuditResult` (``graphpath audit``);
+- ``"curvature"``: a :class:`~graphpath.numeric.curvature.CurvatureReport` (``graphpath curvature``).
 
 Each value names a ``module:function``; the module is imported by :func:`get_renderer` on
 first use, so importing this package loads no renderer module, no rich and no matplotlib (the
@@ -39,8 +40,8 @@ if TYPE_CHECKING:
     from graphpath.report import Report
     from graphpath.stability.table import StabilityTable
 
-#: What a renderer takes: a report, a stability table or an audit result.
-Kind = Literal["report", "table", "audit"]
+#: What a renderer takes: a report, a stability table, an audit result or a curvature report.
+Kind = Literal["report", "table", "audit", "curvature"]
 KINDS: Final[tuple[Kind, ...]] = get_args(Kind)
 
 #: ``(kind, format name)`` → ``"module:function"`` (imported on first lookup). The order within
@@ -59,6 +60,8 @@ RENDERERS: Final[Mapping[tuple[Kind, str], str]] = MappingProxyType({
     ("audit", "junit"): "graphpath.formats.junit:render",
     ("audit", "github"): "graphpath.formats.github:render",
     ("audit", "md"): "graphpath.formats.audit_md:render",
+    ("curvature", "text"): "graphpath.formats.curvature_text:render",
+    ("curvature", "json"): "graphpath.formats.curvature_json:render",
 })
 
 #: Other names accepted for a format: ``(kind, alias)`` → format name.
