@@ -13,6 +13,7 @@ from typing import Any
 
 from graphpath.model.graph import ModelGraph
 from graphpath.model.layers import LayerGraph
+from graphpath.model.ops import float_op_type
 
 #: Activations that characterise a body (sigmoid/softmax/tanh belong to heads and gates).
 BODY_ACTIVATIONS = frozenset(
@@ -161,7 +162,7 @@ def _dfl_convs(layers: LayerGraph, graph: ModelGraph) -> tuple[frozenset[str], i
         if shape[0] != 1 or shape[1] < 2 or tuple(shape[2:]) != (1, 1):
             continue
         for p in layers.dag.predecessors(uid):
-            if any(graph.op(n).op_type == "Softmax" for n in layers.unit(p).nodes if n in graph.dag):
+            if any(float_op_type(graph.op(n).op_type) == "Softmax" for n in layers.unit(p).nodes if n in graph.dag):
                 found.add(uid)
                 bins = int(shape[1])
     return frozenset(found), bins

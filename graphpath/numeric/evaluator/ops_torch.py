@@ -53,6 +53,7 @@ from graphpath.numeric.evaluator.ops_layout import (
     transpose,
     unsqueeze,
 )
+from graphpath.numeric.evaluator.ops_quant import QUANT_OPS
 from graphpath.numeric.evaluator.ops_resample import (
     arg_reduce_op,
     average_pool,
@@ -382,6 +383,8 @@ OPS: dict[str, OpFn] = {
     # shape arithmetic and constants (folded at load)
     "Constant": constant, "ConstantOfShape": constant_of_shape, "Range": range_,
     "Shape": shape, "Size": size, "NonZero": nonzero,
+    # quantized ops (QDQ and QOperator forms, com.microsoft QLinear* included)
+    **QUANT_OPS,
 }
 
 #: Ops evaluated only at load (in folded shape arithmetic), never on the data path.
