@@ -45,6 +45,16 @@ class GraphFacts:
         half_splits: splits that take half of a conv's channels at its resolution (Darknet's
             ``route groups=2``, the CSP-tiny blocks of yolov4-tiny; C2f's Split too).
         pred_units: the layer-view ids of the prediction convs.
+        dfl_bins: bins of the DFL projection (16 in Ultralytics heads; reg_max + 1 = 17 in
+            PP-YOLOE, YOLO-NAS and YOLOv6-3.0 m/l).
+        se_gates: channel-attention gates (squeeze-excitation / ESE): a feature multiplied by a
+            sigmoid or hard-sigmoid of a 1×1 conv of its own global average.
+        hard_se_gates: those gated by a hard sigmoid (PP-YOLOE's EffectiveSE).
+        gfpn_merges: concatenations at one resolution of an upsampled feature, a downsampled
+            (stride-2 conv) feature and at least one more (RepGFPN's queen fusion; a PAN merge
+            joins two).
+        embedding_heads: prediction layers that are products with a static embedding matrix
+            (Einsum/MatMul whose weight has rank ≥ 3, YOLO-World's text-embedding class head).
     """
 
     weighted: int = 0
@@ -65,6 +75,11 @@ class GraphFacts:
     maxpool_downsamples: int = 0
     half_splits: int = 0
     pred_units: tuple[str, ...] = field(default=(), repr=False)
+    dfl_bins: int = 0
+    se_gates: int = 0
+    hard_se_gates: int = 0
+    gfpn_merges: int = 0
+    embedding_heads: int = 0
 
     def op(self, op_type: str) -> int:
         return dict(self.ops).get(op_type, 0)
@@ -110,7 +125,10 @@ def graph_facts(layers: LayerGraph, graph: ModelGraph) -> GraphFacts:
     channels = tuple(c for c in (_cout(layers, u) for u in preds) if c is not None)
     out_shapes = tuple(_shape(layers.unit(o).attr("shape")) for o in layers.outputs)
     anchors, levels = _anchors(layers, out_shapes)
+    se, hard_se = _se_gates(layers)
     return GraphFacts(
+        dfl_bins=bins if dfl else 0, se_gates=se, hard_se_gates=hard_se, gfpn_merges=_gfpn_merges(layers),
+        embedding_heads=sum(1 for u in preds if _embedding(layers, u)),
         weighted=weighted, convs=convs, linears=linears,
         activations=tuple(sorted(acts.items())), ops=tuple(sorted(ops.items())),
         pred_channels=channels, objectness=_objectness(channels), dfl=len(dfl),
@@ -281,3 +299,55 @@ def _stem(layers: LayerGraph) -> tuple[int, int] | None:
                 return int(k[0]), int(max(s))
             return None
     return None
+
+
+def _se_gates(layers: LayerGraph) -> tuple[int, int]:
+    """(channel-attention gates, those with a hard sigmoid): a Mul merge of a feature ``A`` and
+    a sigmoid-activated weighted unit ``G`` whose output is one value per channel and whose
+    input is ``A`` itself (a folded ReduceMean) or a global pool of ``A``."""
+    dag = layers.dag
+    gates = hard = 0
+    for uid in dag.nodes:
+        unit = layers.unit(uid)
+        if unit.kind != "merge" or unit.op_type != "Mul":
+            continue
+        preds = list(dag.predecessors(uid))
+        if len(preds) != 2:
+            continue
+        for g, a in (preds, preds[::-1]):
+            gate = layers.unit(g)
+            if not gate.weighted or gate.activation not in ("sigmoid", "hardsigmoid", "hardswish"):
+                continue
+            shape = gate.attr("shape")
+            if isinstance(shape, tuple) and len(shape) == 4 and shape[2:] != (1, 1):
+                continue
+            sources = set(dag.predecessors(g))
+            sources |= {q for p in sources if layers.unit(p).kind == "pool" for q in dag.predecessors(p)}
+            if a in sources:
+                gates += 1
+                hard += gate.activation == "hardsigmoid"
+                break
+    return gates, hard
+
+
+def _gfpn_merges(layers: LayerGraph) -> int:
+    """Concats of ≥ 3 inputs among which an upsampled feature (a resample unit) and a
+    downsampled one (a stride-2 weighted or pool unit)."""
+    dag = layers.dag
+    found = 0
+    for uid in dag.nodes:
+        unit = layers.unit(uid)
+        if unit.kind != "merge" or unit.op_type != "Concat" or dag.in_degree(uid) < 3:
+            continue
+        preds = [layers.unit(p) for p in dag.predecessors(uid)]
+        up = any(p.kind == "resample" for p in preds)
+        down = any(p.kind in ("weighted", "pool") and isinstance(p.attr("strides"), tuple)
+                   and max(p.attr("strides") or (1,)) >= 2 for p in preds)  # type: ignore[type-var]
+        found += up and down
+    return found
+
+
+def _embedding(layers: LayerGraph, uid: str) -> bool:
+    unit = layers.unit(uid)
+    shape = unit.attr("weight_shape")
+    return unit.op_type in ("Einsum", "MatMul") and isinstance(shape, tuple) and len(shape) >= 3
