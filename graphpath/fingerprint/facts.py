@@ -341,8 +341,7 @@ def _gfpn_merges(layers: LayerGraph) -> int:
             continue
         preds = [layers.unit(p) for p in dag.predecessors(uid)]
         up = any(p.kind == "resample" for p in preds)
-        down = any(p.kind in ("weighted", "pool") and isinstance(p.attr("strides"), tuple)
-                   and max(p.attr("strides") or (1,)) >= 2 for p in preds)  # type: ignore[type-var]
+        down = any(p.kind in ("weighted", "pool") and _strided(p.attr("strides")) for p in preds)
         found += up and down
     return found
 
@@ -351,3 +350,7 @@ def _embedding(layers: LayerGraph, uid: str) -> bool:
     unit = layers.unit(uid)
     shape = unit.attr("weight_shape")
     return unit.op_type in ("Einsum", "MatMul") and isinstance(shape, tuple) and len(shape) >= 3
+
+
+def _strided(strides: object) -> bool:
+    return isinstance(strides, tuple) and any(isinstance(v, int) and v >= 2 for v in strides)

@@ -293,9 +293,11 @@ def _c3_body(s: Signals) -> bool:
 
 def _tiny_darknet(s: Signals) -> bool:
     """Darknet's tiny layout: a short leaky-ReLU conv stack downsampled by stride-2 max pools,
-    with no residual, CSP or later-generation block (yolov2/v3/v4-tiny.cfg)."""
+    with no residual, CSP or later-generation block (yolov2/v3/v4-tiny.cfg); on SiLU with the
+    anchor-free DFL head in Ultralytics' yolov3-tinyu."""
     f = s.facts
-    return (f.share("leaky_relu") >= 0.5 and f.maxpool_downsamples >= 3 and 0 < f.convs <= 40
+    act = f.share("leaky_relu") >= 0.5 or (_u_head(s) and f.share("silu") >= 0.5)
+    return (act and f.maxpool_downsamples >= 3 and 0 < f.convs <= 40
             and not s.n("residual") and not s.n("csp") and _no_late_blocks(s))
 
 
@@ -304,9 +306,14 @@ def tiny(levels: int, weight: float) -> Clue:
     the tiny profiles check first (``Profile.layout``)."""
 
     def check(s: Signals) -> str | None:
-        if s.n("coupled_head") != levels or (levels > 1) != (s.n("fpn") > 0):
+        u = _u_head(s) and s.n("decoupled_head") == levels and not s.n("coupled_head")
+        if (s.n("coupled_head") != levels and not u) or (levels > 1) != (s.n("fpn") > 0):
             return None
         f = s.facts
+        if u:
+            return (f"tiny Darknet layout: {f.convs} convs, {f.maxpool_downsamples} stride-2 max pools, "
+                    f"{levels} levels of the anchor-free decoupled DFL head in place of the anchor head "
+                    "(Ultralytics 'u' variant), no residual or CSP bottleneck")
         return (f"tiny Darknet layout: {f.convs} leaky-ReLU convs, {f.maxpool_downsamples} stride-2 max pools, "
                 f"{levels} coupled anchor head level{'s' if levels > 1 else ''}, no residual or CSP bottleneck")
 
@@ -335,7 +342,7 @@ _LEAKY = activation("leaky_relu", 1.0)
 
 # Blocks that only one of the later generations has: each contradicts the others.
 _LATE = {
-    "c2f": ("v8", "v10"), "c3k2": ("v11", "v12"), "c2psa": ("v11",), "a2c2f": ("v12",),
+    "c2f": ("v8", "v10"), "c3k2": ("v11", "v12", "v26"), "c2psa": ("v11", "v26"), "a2c2f": ("v12",),
     "gelan": ("v9",), "adown": ("v9",), "sppelan": ("v9",), "scdown": ("v10",), "psa": ("v10",),
     "c2fcib": ("v10",), "elan": ("v7",), "mp": ("v7",), "e_elan": ("v7",), "passthrough": ("v2",),
     "fc_head": ("v1",),
@@ -384,7 +391,7 @@ def _dfl_free(s: Signals) -> bool:
                 and 4 in s.facts.pred_channels)
 
 
-_SE = fact(lambda s: s.facts.se_gates >= 2, "channel-attention gates (SE/ESE: sigmoid of a 1×1 conv of the "
+_SE = fact(lambda s: s.facts.se_gates >= 1, "channel-attention gates (SE/ESE: sigmoid of a 1×1 conv of the "
            "global average, times the feature)", 2.0)
 _DFL17 = fact(lambda s: s.facts.dfl_bins == 17, "DFL over 17 bins (reg_max 16, not Ultralytics' 16 bins)", 1.0)
 _EMBED = fact(lambda s: s.facts.embedding_heads > 0, "class scores from a product with a static embedding "
@@ -422,7 +429,7 @@ PROFILES: tuple[Profile, ...] = (
     Profile("v3", (
         tiny(2, 3.0),
         block("fpn", 1.0, what="FPN top-down merge"),
-        coupled(1.5),
+        anchor_head(1.5, _tiny_darknet),
         _LEAKY,
     ), bonus=(fact(lambda s: s.facts.anchors == 3, "3 anchors per cell", 0.25),),
        against=(_HALF_SPLITS, block("pan", 1.0), block("sppf", 1.0)) + _against_late("v3"),
@@ -430,7 +437,7 @@ PROFILES: tuple[Profile, ...] = (
     Profile("v4", (
         tiny(2, 3.0),
         block("fpn", 1.0, what="FPN top-down merge"),
-        coupled(1.5),
+        anchor_head(1.5, _tiny_darknet),
         _LEAKY,
     ), bonus=(fact(lambda s: s.facts.anchors == 3, "3 anchors per cell", 0.25), _HALF_SPLITS),
        against=(_NO_HALF_SPLITS, block("pan", 1.0), block("sppf", 1.0)) + _against_late("v4"),
@@ -579,7 +586,7 @@ PROFILES: tuple[Profile, ...] = (
               block("spp", 0.25, what="SPP")),
        against=(_NOT_COUPLED, _OBJ, block("c2f", 1.5), block("c3k2", 1.5), block("sppf", 0.5), _RELU,
                 fact(lambda s: s.facts.embedding_heads > 0, "a text-embedding class head", 2.0), _GFPN),
-       layout=lambda s: s.facts.se_gates >= 2),
+       layout=lambda s: s.facts.se_gates >= 1),
     Profile("yolonas", (
         activation("relu", 2.0),
         block("csp", 2.0, key=True, what="YoloNAS CSP stage"),

@@ -269,7 +269,6 @@ def test_op_forward_and_gradient(build, src, kind, differentiable):
 
 def test_every_table_op_is_tested_or_folded_only():
     from graphpath.numeric.evaluator.ops_torch import OPS
-
     from tests.numeric.test_quantized import QUANT_CASES
 
     used = set()
