@@ -54,6 +54,25 @@ How the close calls are resolved (the clue that decides is named in ``evidence``
   classifier's and stays ``"cnn"``; yolov7-tiny has ELAN blocks and is v7.
 * **RT-DETR.** Attention in numbers (transformer encoder/decoder), GridSample (deformable
   attention), TopK query selection without NMS, LayerNormalization, and no anchor or DFL head.
+* **Families beyond the seeds** (each profile scores only where its defining structure is
+  present, ``Profile.layout``, so the seed generations' confidences do not move; that structure
+  is also a contradiction for every seed generation):
+
+  - *PP-YOLOE / PP-YOLOE+*: channel-attention gates (``GraphFacts.se_gates``: EffectiveSE in the
+    CSPRepResNet stages, ESEAttn in the ET-head) on CSP stages, DFL over 17 bins, SiLU. A CSP
+    stage with SiLU and a residual is what a v5 C3 also shows; the gate is what tells them apart.
+  - *YOLO-NAS*: a ReLU body of CSP stages, DFL over 17 bins (bonus: ConvTranspose up-stages, SPP).
+  - *DAMO-YOLO*: RepGFPN queen-fusion concats (an upsampled, a downsampled and a same-level
+    feature, ``gfpn_merges``) and GFL box convs of 4 × 17 channels.
+  - *YOLO-World*: the v8 body (C2f) with class scores from a product with a baked text-embedding
+    matrix (``embedding_heads``).
+  - *YOLO26* (``v26``): the v11 body (C3k2, C2PSA) with a DFL-free head (4-channel box convs);
+    that head counts against v11.
+
+  A graph with a detection head whose family no profile recognises is ``unknown`` (confidence
+  ≤ 0.3) with the closest generation in the evidence, never a guess; without a head it is ``cnn``.
+* **Ultralytics' yolov3-tinyu**: the tiny Darknet layout on SiLU with v8's DFL head on two
+  levels is v3 (variant ``tiny``), the head difference named in the evidence.
 
 Example (the decision on block counts alone, without structural facts):
     >>> fp = decide(Signals({"c2f": 8, "sppf": 1, "decoupled_head": 3, "dfl": 1}, GraphFacts()))
