@@ -1,11 +1,13 @@
 """Rebuild the foreign-exporter forms of graphpath's reference detectors and check graphpath on them.
 
-Two steps, each run with the Python that has its tools (nothing is downloaded at run time; the
+Steps, each run with the Python that has its tools (nothing is downloaded at run time; the
 float models are ``models/*.onnx``, built from graphpath's own reference code, whose manifest
 holds the block counts and generation that code defines):
 
     # 1. build: onnxruntime.quantization, onnxconverter-common, onnxsim, onnxoptimizer
     /work/venvs/foreign/bin/python scripts/foreign_exports.py build --out /tmp/foreign
+    # optional, first: PP-YOLOE+ s from PaddleDetection's code (a snapshot's ppdet/ and configs/)
+    /work/venvs/paddle/bin/python scripts/foreign_exports.py paddle --out /tmp/foreign --detection PaddleDetection
     # 2. check: graphpath on every form (graphpath's own environment)
     python scripts/foreign_exports.py check --out /tmp/foreign [--backward yolov8n,yolov5s]
 
@@ -45,8 +47,24 @@ ROUTES = ("qdq", "qop", "dynamic", "fp16", "onnxsim", "onnxopt", "stripped")
 BINS = ((0.0, 0.3), (0.3, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 1.01))
 
 
-def _manifest() -> list[dict[str, Any]]:
-    return list(json.loads((MODELS / "manifest.json").read_text())["models"])
+#: Exports of other projects' model code, written by ``paddle`` into OUT, with what that code
+#: defines (PaddleDetection ppyoloe_plus_crn_s: CSPResNet [3, 6, 6, 3] × depth 0.33 → 1, 2, 2, 1
+#: BasicBlocks with a shortcut = 6 residual blocks; 4 CSPResStages + 5 CustomCSPPAN CSPStages =
+#: 9 CSP; 4 EffectiveSE + 3 levels × 2 ESEAttn = 10 channel-attention gates; DFL over 17 bins).
+EXTRA = [{"name": "ppyoloe_plus_s", "file": "ppyoloe_plus_s.onnx", "generation": "ppyoloe",
+          "block_counts": {"residual": 6, "csp": 9, "dfl": 1}}]
+
+
+def _manifest(out: Path | None = None) -> list[dict[str, Any]]:
+    entries = list(json.loads((MODELS / "manifest.json").read_text())["models"])
+    for extra in EXTRA:
+        if out is not None and (out / extra["file"]).exists():
+            entries.append({**extra, "path": str(out / extra["file"])})
+    return entries
+
+
+def _source(entry: dict[str, Any]) -> Path:
+    return Path(entry["path"]) if "path" in entry else MODELS / entry["file"]
 
 
 # --------------------------------------------------------------------------- build
@@ -102,10 +120,10 @@ def build(out: Path, models: list[str]) -> dict[str, str]:
     out.mkdir(parents=True, exist_ok=True)
     status: dict[str, str] = {}
     versions = {"onnx": onnx.__version__}
-    for entry in _manifest():
+    for entry in _manifest(out):
         if models and entry["name"] not in models:
             continue
-        src = MODELS / entry["file"]
+        src = _source(entry)
         for route in ROUTES:
             dst = out / f"{entry['name']}.{route}.onnx"
             try:
@@ -188,15 +206,18 @@ def _backward(path: Path, timeout: int) -> str:
     d = json.loads(run.stdout)
     par = d.get("parity", {})
     quant = " [dequantized weights, STE]" if any("straight-through" in n for n in par.get("notes", [])) else ""
-    return (f"{d['verdict']['value']} (ratio {d['ratio']:.3g}; parity max abs {par.get('max_abs', float('nan')):.3g}"
+    return (f"{d['verdict']['value']} (ratio {d['ratio']['value']:.3g}; parity max abs {par.get('max_abs', float('nan')):.3g}"
             f"){quant}")
 
 
-def check(out: Path, backward: list[str], timeout: int) -> dict[str, Any]:
+def check(out: Path, backward: list[str], timeout: int, models: list[str] | None = None,
+          results: str = "results.json") -> dict[str, Any]:
     build_info = json.loads((out / "build.json").read_text()) if (out / "build.json").exists() else {}
     rows: list[dict[str, Any]] = []
-    for entry in _manifest():
-        ref_path = MODELS / entry["file"]
+    for entry in _manifest(out):
+        if models and entry["name"] not in models:
+            continue
+        ref_path = _source(entry)
         ref = _facts(ref_path)
         for route in ("float", *ROUTES):
             path = ref_path if route == "float" else out / f"{entry['name']}.{route}.onnx"
@@ -221,7 +242,7 @@ def check(out: Path, backward: list[str], timeout: int) -> dict[str, Any]:
                   f"blocks_as_code={row.get('blocks_as_code')} same={row.get('same_structure')} "
                   f"{row.get('backward', '')}", file=sys.stderr)
     result = {"rows": rows, "versions": build_info.get("versions", {}), "calibration": calibration(rows)}
-    (out / "results.json").write_text(json.dumps(result, indent=1, sort_keys=True))
+    (out / results).write_text(json.dumps(result, indent=1, sort_keys=True))
     return result
 
 
@@ -254,6 +275,73 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def paddle(out: Path, detection: Path) -> Path:
+    """PP-YOLOE+ s from PaddleDetection's own modules (``ppdet/modeling``, a repository snapshot
+    at ``detection``; the package's ``__init__`` files, which import its data pipeline, are not
+    run), random init, RepVGG branches re-parameterised as PaddleDetection's export does, exported
+    by paddle2onnx (opset 13, 320²). Run with a Python that has paddlepaddle and paddle2onnx.
+
+    One change to the code as published: ``F.interpolate(scale_factor=2.)`` in CustomCSPPAN is
+    called with the equivalent ``size=`` because paddle2onnx 2.1's PIR parser rejects the float
+    scale list (same nearest 2× Resize in the graph)."""
+    import importlib
+    import types
+
+    for pkg in ("ppdet", "ppdet.modeling", "ppdet.modeling.backbones", "ppdet.modeling.necks",
+                "ppdet.modeling.heads", "ppdet.modeling.losses", "ppdet.modeling.assigners", "ppdet.core",
+                "ppdet.utils"):
+        stub = types.ModuleType(pkg)
+        stub.__path__ = [str(detection / pkg.replace(".", "/"))]
+        sys.modules[pkg] = stub
+    import paddle as pd
+    import paddle.nn.functional as pf
+
+    losses = sys.modules["ppdet.modeling.losses"]
+    losses.GIoULoss = importlib.import_module("ppdet.modeling.losses.iou_loss").GIoULoss  # type: ignore[attr-defined]
+    backbones = importlib.import_module("ppdet.modeling.backbones.cspresnet")
+    pan = importlib.import_module("ppdet.modeling.necks.custom_pan")
+    heads = importlib.import_module("ppdet.modeling.heads.ppyoloe_head")
+
+    class _Functional:
+        def __getattr__(self, key: str) -> Any:
+            return getattr(pf, key)
+
+        @staticmethod
+        def interpolate(x: Any, scale_factor: float = 2.0, data_format: str = "NCHW", **_: Any) -> Any:
+            size = [int(x.shape[2] * scale_factor), int(x.shape[3] * scale_factor)]
+            return pf.interpolate(x, size=size, mode="nearest", data_format=data_format)
+
+    pan.F = _Functional()
+    # configs/ppyoloe/_base_/ppyoloe_plus_crn.yml with ppyoloe_plus_crn_s_80e_coco.yml's multipliers
+    bb = backbones.CSPResNet(layers=[3, 6, 6, 3], channels=[64, 128, 256, 512, 1024], return_idx=[1, 2, 3],
+                             use_large_stem=True, use_alpha=True, depth_mult=0.33, width_mult=0.50)
+    neck = pan.CustomCSPPAN(in_channels=[c.channels for c in bb.out_shape], out_channels=[768, 384, 192],
+                            stage_num=1, block_num=3, act="swish", spp=True, depth_mult=0.33, width_mult=0.50)
+    head = heads.PPYOLOEHead(in_channels=[c.channels for c in neck.out_shape], fpn_strides=[32, 16, 8],
+                             grid_cell_scale=5.0, grid_cell_offset=0.5, static_assigner_epoch=-1,
+                             use_varifocal_loss=True, num_classes=80, static_assigner=None, assigner=None,
+                             nms=None, reg_max=16, loss_weight={"class": 1.0, "iou": 2.5, "dfl": 0.5})
+
+    class Net(pd.nn.Layer):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone, self.neck, self.head = bb, neck, head
+
+        def forward(self, x: Any) -> Any:
+            return self.head(self.neck(self.backbone({"image": x})))
+
+    net = Net()
+    net.eval()
+    for layer in net.sublayers():
+        if hasattr(layer, "convert_to_deploy"):
+            layer.convert_to_deploy()
+    out.mkdir(parents=True, exist_ok=True)
+    dst = out / "ppyoloe_plus_s"
+    pd.onnx.export(net, str(dst), input_spec=[pd.static.InputSpec([1, 3, 320, 320], "float32", "image")],
+                   opset_version=13)
+    return dst.with_suffix(".onnx")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="step", required=True)
@@ -264,11 +352,20 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", type=Path, required=True)
     c.add_argument("--backward", default="", help="comma-separated models whose forms get the numeric pass")
     c.add_argument("--timeout", type=int, default=300, help="seconds per backward run")
+    c.add_argument("--models", default="", help="comma-separated names (default: all)")
+    c.add_argument("--results", default="results.json", help="file name of the JSON written into OUT")
+    p = sub.add_parser("paddle", help="PP-YOLOE+ s from a PaddleDetection snapshot (run with paddle's Python)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--detection", type=Path, required=True, help="PaddleDetection checkout (ppdet/, configs/)")
     args = parser.parse_args(argv)
+    if args.step == "paddle":
+        print(paddle(args.out, args.detection))
+        return 0
     if args.step == "build":
         build(args.out, [m for m in args.models.split(",") if m])
         return 0
-    print(markdown(check(args.out, [m for m in args.backward.split(",") if m], args.timeout)))
+    print(markdown(check(args.out, [m for m in args.backward.split(",") if m], args.timeout,
+                         [m for m in args.models.split(",") if m], args.results)))
     return 0
 
 

@@ -119,7 +119,7 @@ def graph_facts(layers: LayerGraph, graph: ModelGraph) -> GraphFacts:
             pools += 1
         elif u.kind == "split" and _half_split(layers, u.id):
             halves += 1
-    ops = Counter(op.op_type for op in graph.ops())
+    ops = Counter(float_op_type(op.op_type) for op in graph.ops())
     dfl, bins = _dfl_convs(layers, graph)
     preds = _prediction_units(layers, dfl)
     channels = tuple(c for c in (_cout(layers, u) for u in preds) if c is not None)
