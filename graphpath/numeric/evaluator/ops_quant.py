@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from graphpath.numeric.evaluator.ops_common import Node, OpFn, OpResult, Tensor, normalize_axis
+from graphpath.numeric.evaluator.ops_common import Node, OpFn, OpResult, Tensor, conv, normalize_axis
 
 __all__ = ["QUANT_OPS", "dequantize_weights"]
 
@@ -103,8 +103,6 @@ def dynamic_quantize_linear(node: Node, xs: list[Any]) -> OpResult:
 
 
 def _conv(node: Node, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-    from graphpath.numeric.evaluator.ops_torch import conv
-
     out = conv(node, [x, w, b])
     assert isinstance(out, Tensor)
     return out
