@@ -348,8 +348,12 @@ def _whole_slice(graph: ModelGraph, op: OpNode) -> bool:
 
 
 def _has_static_operand(graph: ModelGraph, op: OpNode) -> bool:
-    """A MatMul/Einsum with a weight: one operand is an initializer or computed from one."""
-    return any(t and (t in graph.params or graph.is_shape(t)) for t in op.inputs)
+    """A MatMul/Einsum with a weight: one operand is an initializer or computed from one (the
+    operands only: a QLinearMatMul's scales and zero points are initializers too)."""
+    from graphpath.model.ops import carries_gradient
+
+    return any(t and (t in graph.params or graph.is_shape(t)) for pos, t in enumerate(op.inputs)
+               if carries_gradient(op.op_type, pos))
 
 
 def unit_depths(layers: LayerGraph) -> dict[str, int]:
