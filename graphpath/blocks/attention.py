@@ -12,6 +12,7 @@ from itertools import pairwise
 
 from graphpath.blocks.base import BlockMatch, DetectionContext, register
 from graphpath.model.layers import MATMUL_OPS
+from graphpath.model.ops import float_op_type
 
 #: Fused attention ops (onnxruntime contrib, opset 23) that hold a whole attention in one node.
 FUSED_ATTENTION_OPS = frozenset(
@@ -25,8 +26,9 @@ _WALK = 3
 
 
 def folded_ops(ctx: DetectionContext, uid: str) -> list[str]:
-    """Op types of the ONNX nodes folded into a unit (its anchor excluded)."""
-    return [ctx.graph.op(n).op_type for n in ctx.unit(uid).nodes[1:]]
+    """Op types of the ONNX nodes folded into a unit (its anchor excluded), quantized ops as
+    the float op they compute."""
+    return [float_op_type(ctx.graph.op(n).op_type) for n in ctx.unit(uid).nodes[1:]]
 
 
 def has_softmax(ctx: DetectionContext, uid: str) -> bool:

@@ -27,6 +27,7 @@ import networkx as nx
 from graphpath.blocks.base import BlockMatch, DetectionContext, register
 from graphpath.model.graph import ModelGraph
 from graphpath.model.layers import LayerGraph
+from graphpath.model.ops import float_op_type
 
 #: Activations a hidden layer ends with; a raw head conv is linear (or its decode sigmoid is
 #: folded into it), so a unit with one of these is a feature map (a segmentation prototype),
@@ -105,7 +106,7 @@ def is_dfl_conv(layers: LayerGraph, uid: str, graph: ModelGraph | None = None) -
         return False
     feed = layers.unit(preds[0])
     if graph is not None:
-        return any(graph.op(n).op_type == "Softmax" for n in feed.nodes)
+        return any(float_op_type(graph.op(n).op_type) == "Softmax" for n in feed.nodes)
     return feed.activation == "softmax"
 
 

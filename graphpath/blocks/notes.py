@@ -12,6 +12,8 @@ generation, and returns one :class:`ExportNote` per finding, in the order of :da
 ``nms-embedded``    a NonMaxSuppression op (or an ``nms`` block) after the head
 ``bn-fused``        no BatchNormalization node although the generation trains with BN
 ``decode-in-graph`` grid/anchor/stride arithmetic or a DFL projection after the prediction convs
+``quantized``       integer weights (QDQ or QOperator form): the note names the form, the bit
+                    widths and the granularity; structure is read as the float graph's
 ==================  ========================================================================
 
 This module registers no detector; it only reads what the detectors and the fingerprint found.
@@ -27,9 +29,11 @@ from typing import Any
 from graphpath.fingerprint.facts import GraphFacts, graph_facts
 from graphpath.model.graph import ModelGraph
 from graphpath.model.layers import LayerGraph
+from graphpath.model.quantization import quantization_info
 
 #: Note codes, in report order.
-CODES = ("repvgg-fused", "pgi-dropped", "one2many-dropped", "nms-embedded", "bn-fused", "decode-in-graph")
+CODES = ("repvgg-fused", "pgi-dropped", "one2many-dropped", "nms-embedded", "bn-fused", "decode-in-graph",
+         "quantized")
 
 #: Generations whose convs train with BatchNormalization (YOLOv1 predates BN).
 BN_GENERATIONS = frozenset({"v2", "v3", "v4", "v5", "yolox", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "rtdetr"})
@@ -133,6 +137,15 @@ def export_notes(
             "scores and gradients are probed at the raw head tensors before it; export the raw "
             "head (no decode) to see them directly.",
             decode,
+        ))
+    quant = quantization_info(graph)
+    if quant is not None:
+        found.append(ExportNote(
+            "quantized",
+            "The weights are quantized to integers; structure is read as the float graph it "
+            "computes, and the numeric pass evaluates it in float32 with the weights dequantized "
+            "and activation fake-quantization differentiated with the straight-through estimator.",
+            quant.describe(),
         ))
     return tuple(found)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from graphpath.model.graph import ModelGraph
 from graphpath.model.layers import LayerGraph
+from graphpath.model.ops import float_op_type
 
 #: Activations that characterise a body (sigmoid/softmax/tanh belong to heads and gates).
 BODY_ACTIVATIONS = frozenset(
@@ -44,6 +45,16 @@ class GraphFacts:
         half_splits: splits that take half of a conv's channels at its resolution (Darknet's
             ``route groups=2``, the CSP-tiny blocks of yolov4-tiny; C2f's Split too).
         pred_units: the layer-view ids of the prediction convs.
+        dfl_bins: bins of the DFL projection (16 in Ultralytics heads; reg_max + 1 = 17 in
+            PP-YOLOE, YOLO-NAS and YOLOv6-3.0 m/l).
+        se_gates: channel-attention gates (squeeze-excitation / ESE): a feature multiplied by a
+            sigmoid or hard-sigmoid of a 1×1 conv of its own global average.
+        hard_se_gates: those gated by a hard sigmoid (PP-YOLOE's EffectiveSE).
+        gfpn_merges: concatenations at one resolution of an upsampled feature, a downsampled
+            (stride-2 conv) feature and at least one more (RepGFPN's queen fusion; a PAN merge
+            joins two).
+        embedding_heads: prediction layers that are products with a static embedding matrix
+            (Einsum/MatMul whose weight has rank ≥ 3, YOLO-World's text-embedding class head).
     """
 
     weighted: int = 0
@@ -64,6 +75,11 @@ class GraphFacts:
     maxpool_downsamples: int = 0
     half_splits: int = 0
     pred_units: tuple[str, ...] = field(default=(), repr=False)
+    dfl_bins: int = 0
+    se_gates: int = 0
+    hard_se_gates: int = 0
+    gfpn_merges: int = 0
+    embedding_heads: int = 0
 
     def op(self, op_type: str) -> int:
         return dict(self.ops).get(op_type, 0)
@@ -103,13 +119,16 @@ def graph_facts(layers: LayerGraph, graph: ModelGraph) -> GraphFacts:
             pools += 1
         elif u.kind == "split" and _half_split(layers, u.id):
             halves += 1
-    ops = Counter(op.op_type for op in graph.ops())
+    ops = Counter(float_op_type(op.op_type) for op in graph.ops())
     dfl, bins = _dfl_convs(layers, graph)
     preds = _prediction_units(layers, dfl)
     channels = tuple(c for c in (_cout(layers, u) for u in preds) if c is not None)
     out_shapes = tuple(_shape(layers.unit(o).attr("shape")) for o in layers.outputs)
     anchors, levels = _anchors(layers, out_shapes)
+    se, hard_se = _se_gates(layers)
     return GraphFacts(
+        dfl_bins=bins if dfl else 0, se_gates=se, hard_se_gates=hard_se, gfpn_merges=_gfpn_merges(layers),
+        embedding_heads=sum(1 for u in preds if _embedding(layers, u)),
         weighted=weighted, convs=convs, linears=linears,
         activations=tuple(sorted(acts.items())), ops=tuple(sorted(ops.items())),
         pred_channels=channels, objectness=_objectness(channels), dfl=len(dfl),
@@ -161,7 +180,7 @@ def _dfl_convs(layers: LayerGraph, graph: ModelGraph) -> tuple[frozenset[str], i
         if shape[0] != 1 or shape[1] < 2 or tuple(shape[2:]) != (1, 1):
             continue
         for p in layers.dag.predecessors(uid):
-            if any(graph.op(n).op_type == "Softmax" for n in layers.unit(p).nodes if n in graph.dag):
+            if any(float_op_type(graph.op(n).op_type) == "Softmax" for n in layers.unit(p).nodes if n in graph.dag):
                 found.add(uid)
                 bins = int(shape[1])
     return frozenset(found), bins
@@ -280,3 +299,58 @@ def _stem(layers: LayerGraph) -> tuple[int, int] | None:
                 return int(k[0]), int(max(s))
             return None
     return None
+
+
+def _se_gates(layers: LayerGraph) -> tuple[int, int]:
+    """(channel-attention gates, those with a hard sigmoid): a Mul merge of a feature ``A`` and
+    a sigmoid-activated weighted unit ``G`` whose output is one value per channel and whose
+    input is ``A`` itself (a folded ReduceMean) or a global pool of ``A``."""
+    dag = layers.dag
+    gates = hard = 0
+    for uid in dag.nodes:
+        unit = layers.unit(uid)
+        if unit.kind != "merge" or unit.op_type != "Mul":
+            continue
+        preds = list(dag.predecessors(uid))
+        if len(preds) != 2:
+            continue
+        for g, a in (preds, preds[::-1]):
+            gate = layers.unit(g)
+            if not gate.weighted or gate.activation not in ("sigmoid", "hardsigmoid", "hardswish"):
+                continue
+            shape = gate.attr("shape")
+            if isinstance(shape, tuple) and len(shape) == 4 and shape[2:] != (1, 1):
+                continue
+            sources = set(dag.predecessors(g))
+            sources |= {q for p in sources if layers.unit(p).kind == "pool" for q in dag.predecessors(p)}
+            if a in sources:
+                gates += 1
+                hard += gate.activation == "hardsigmoid"
+                break
+    return gates, hard
+
+
+def _gfpn_merges(layers: LayerGraph) -> int:
+    """Concats of ≥ 3 inputs among which an upsampled feature (a resample unit) and a
+    downsampled one (a stride-2 weighted or pool unit)."""
+    dag = layers.dag
+    found = 0
+    for uid in dag.nodes:
+        unit = layers.unit(uid)
+        if unit.kind != "merge" or unit.op_type != "Concat" or dag.in_degree(uid) < 3:
+            continue
+        preds = [layers.unit(p) for p in dag.predecessors(uid)]
+        up = any(p.kind == "resample" for p in preds)
+        down = any(p.kind in ("weighted", "pool") and _strided(p.attr("strides")) for p in preds)
+        found += up and down
+    return found
+
+
+def _embedding(layers: LayerGraph, uid: str) -> bool:
+    unit = layers.unit(uid)
+    shape = unit.attr("weight_shape")
+    return unit.op_type in ("Einsum", "MatMul") and isinstance(shape, tuple) and len(shape) >= 3
+
+
+def _strided(strides: object) -> bool:
+    return isinstance(strides, tuple) and any(isinstance(v, int) and v >= 2 for v in strides)

@@ -54,6 +54,25 @@ How the close calls are resolved (the clue that decides is named in ``evidence``
   classifier's and stays ``"cnn"``; yolov7-tiny has ELAN blocks and is v7.
 * **RT-DETR.** Attention in numbers (transformer encoder/decoder), GridSample (deformable
   attention), TopK query selection without NMS, LayerNormalization, and no anchor or DFL head.
+* **Families beyond the seeds** (each profile scores only where its defining structure is
+  present, ``Profile.layout``, so the seed generations' confidences do not move; that structure
+  is also a contradiction for every seed generation):
+
+  - *PP-YOLOE / PP-YOLOE+*: channel-attention gates (``GraphFacts.se_gates``: EffectiveSE in the
+    CSPRepResNet stages, ESEAttn in the ET-head) on CSP stages, DFL over 17 bins, SiLU. A CSP
+    stage with SiLU and a residual is what a v5 C3 also shows; the gate is what tells them apart.
+  - *YOLO-NAS*: a ReLU body of CSP stages, DFL over 17 bins (bonus: ConvTranspose up-stages, SPP).
+  - *DAMO-YOLO*: RepGFPN queen-fusion concats (an upsampled, a downsampled and a same-level
+    feature, ``gfpn_merges``) and GFL box convs of 4 × 17 channels.
+  - *YOLO-World*: the v8 body (C2f) with class scores from a product with a baked text-embedding
+    matrix (``embedding_heads``).
+  - *YOLO26* (``v26``): the v11 body (C3k2, C2PSA) with a DFL-free head (4-channel box convs);
+    that head counts against v11.
+
+  A graph with a detection head whose family no profile recognises is ``unknown`` (confidence
+  ≤ 0.3) with the closest generation in the evidence, never a guess; without a head it is ``cnn``.
+* **Ultralytics' yolov3-tinyu**: the tiny Darknet layout on SiLU with v8's DFL head on two
+  levels is v3 (variant ``tiny``), the head difference named in the evidence.
 
 Example (the decision on block counts alone, without structural facts):
     >>> fp = decide(Signals({"c2f": 8, "sppf": 1, "decoupled_head": 3, "dfl": 1}, GraphFacts()))
@@ -78,7 +97,7 @@ from graphpath.report import round_float
 #: Every answer :func:`fingerprint` can give.
 GENERATIONS = (
     "v1", "v2", "v3", "v4", "v5", "yolox", "v6", "v7", "v8", "v9", "v10", "v11", "v12",
-    "rtdetr", "cnn", "transformer", "unknown",
+    "rtdetr", "v26", "yoloworld", "ppyoloe", "yolonas", "damoyolo", "cnn", "transformer", "unknown",
 )
 
 #: A profile must reach this score (and match a key clue) to be answered.
@@ -293,9 +312,11 @@ def _c3_body(s: Signals) -> bool:
 
 def _tiny_darknet(s: Signals) -> bool:
     """Darknet's tiny layout: a short leaky-ReLU conv stack downsampled by stride-2 max pools,
-    with no residual, CSP or later-generation block (yolov2/v3/v4-tiny.cfg)."""
+    with no residual, CSP or later-generation block (yolov2/v3/v4-tiny.cfg); on SiLU with the
+    anchor-free DFL head in Ultralytics' yolov3-tinyu."""
     f = s.facts
-    return (f.share("leaky_relu") >= 0.5 and f.maxpool_downsamples >= 3 and 0 < f.convs <= 40
+    act = f.share("leaky_relu") >= 0.5 or (_u_head(s) and f.share("silu") >= 0.5)
+    return (act and f.maxpool_downsamples >= 3 and 0 < f.convs <= 40
             and not s.n("residual") and not s.n("csp") and _no_late_blocks(s))
 
 
@@ -304,9 +325,14 @@ def tiny(levels: int, weight: float) -> Clue:
     the tiny profiles check first (``Profile.layout``)."""
 
     def check(s: Signals) -> str | None:
-        if s.n("coupled_head") != levels or (levels > 1) != (s.n("fpn") > 0):
+        u = _u_head(s) and s.n("decoupled_head") == levels and not s.n("coupled_head")
+        if (s.n("coupled_head") != levels and not u) or (levels > 1) != (s.n("fpn") > 0):
             return None
         f = s.facts
+        if u:
+            return (f"tiny Darknet layout: {f.convs} convs, {f.maxpool_downsamples} stride-2 max pools, "
+                    f"{levels} levels of the anchor-free decoupled DFL head in place of the anchor head "
+                    "(Ultralytics 'u' variant), no residual or CSP bottleneck")
         return (f"tiny Darknet layout: {f.convs} leaky-ReLU convs, {f.maxpool_downsamples} stride-2 max pools, "
                 f"{levels} coupled anchor head level{'s' if levels > 1 else ''}, no residual or CSP bottleneck")
 
@@ -335,7 +361,7 @@ _LEAKY = activation("leaky_relu", 1.0)
 
 # Blocks that only one of the later generations has: each contradicts the others.
 _LATE = {
-    "c2f": ("v8", "v10"), "c3k2": ("v11", "v12"), "c2psa": ("v11",), "a2c2f": ("v12",),
+    "c2f": ("v8", "v10"), "c3k2": ("v11", "v12", "v26"), "c2psa": ("v11", "v26"), "a2c2f": ("v12",),
     "gelan": ("v9",), "adown": ("v9",), "sppelan": ("v9",), "scdown": ("v10",), "psa": ("v10",),
     "c2fcib": ("v10",), "elan": ("v7",), "mp": ("v7",), "e_elan": ("v7",), "passthrough": ("v2",),
     "fc_head": ("v1",),
@@ -349,6 +375,8 @@ _ACTIVATIONS = {
     "v4": {"mish", "leaky_relu", "silu"}, "v5": {"silu", "hardswish", "leaky_relu", "mish", "relu"},
     "yolox": {"silu", "relu"}, "v6": {"relu", "silu"}, "v7": {"silu", "leaky_relu", "relu"},
     "v8": {"silu"}, "v9": {"silu"}, "v10": {"silu"}, "v11": {"silu"}, "v12": {"silu"},
+    "v26": {"silu"}, "yoloworld": {"silu"}, "ppyoloe": {"silu", "hardswish"}, "yolonas": {"relu"},
+    "damoyolo": {"relu", "silu"},
 }
 
 
@@ -364,10 +392,35 @@ def foreign(generation: str, weight: float = 2.0) -> Clue:
     return Clue(weight, check)
 
 
-def _against_late(generation: str, weight: float = 1.5) -> tuple[Clue, ...]:
-    """Blocks of other generations, and a foreign body activation."""
+#: The generations of the seed table (the families beyond it carry evidence against them).
+_SEEDS = frozenset({"v1", "v2", "v3", "v4", "v5", "yolox", "v6", "v7", "v8", "v9", "v10", "v11", "v12"})
+
+
+def _against_late(generation: str, weight: float = 1.5, *, family: bool = True) -> tuple[Clue, ...]:
+    """Blocks of other generations, a foreign body activation and, for the seed generations,
+    the defining structure of the families beyond them (ESE gates, text-embedding heads, GFPN)."""
     late = tuple(block(k, weight) for k, owners in _LATE.items() if generation not in owners)
-    return late + (foreign(generation),)
+    family_clues = _FOREIGN_FAMILY if family and generation in _SEEDS else ()
+    return late + (foreign(generation),) + family_clues
+
+
+def _dfl_free(s: Signals) -> bool:
+    """A decoupled head whose box convs emit the 4 distances directly (no DFL bins): YOLO26."""
+    return bool((s.n("decoupled_head") or s.facts.decoupled) and not (s.n("dfl") or s.facts.dfl)
+                and 4 in s.facts.pred_channels)
+
+
+_SE = fact(lambda s: s.facts.se_gates >= 1, "channel-attention gates (SE/ESE: sigmoid of a 1×1 conv of the "
+           "global average, times the feature)", 2.0)
+_DFL17 = fact(lambda s: s.facts.dfl_bins == 17, "DFL over 17 bins (reg_max 16, not Ultralytics' 16 bins)", 1.0)
+_EMBED = fact(lambda s: s.facts.embedding_heads > 0, "class scores from a product with a static embedding "
+              "matrix (text-embedding contrastive head)", 3.0, key=True)
+_GFPN = fact(lambda s: s.facts.gfpn_merges >= 2, "RepGFPN queen-fusion merges (concat of an upsampled, a "
+             "downsampled and a same-level feature)", 3.0, key=True)
+_DFL_FREE = fact(_dfl_free, "decoupled head with 4-channel box convs and no DFL (DFL-free)", 2.0)
+#: What the families outside the Ultralytics/Darknet line carry: evidence against every seed.
+_FOREIGN_FAMILY = (_SE, fact(lambda s: s.facts.embedding_heads > 0,
+                             "a text-embedding class head", 2.0), _GFPN)
 
 
 PROFILES: tuple[Profile, ...] = (
@@ -395,7 +448,7 @@ PROFILES: tuple[Profile, ...] = (
     Profile("v3", (
         tiny(2, 3.0),
         block("fpn", 1.0, what="FPN top-down merge"),
-        coupled(1.5),
+        anchor_head(1.5, _tiny_darknet),
         _LEAKY,
     ), bonus=(fact(lambda s: s.facts.anchors == 3, "3 anchors per cell", 0.25),),
        against=(_HALF_SPLITS, block("pan", 1.0), block("sppf", 1.0)) + _against_late("v3"),
@@ -403,7 +456,7 @@ PROFILES: tuple[Profile, ...] = (
     Profile("v4", (
         tiny(2, 3.0),
         block("fpn", 1.0, what="FPN top-down merge"),
-        coupled(1.5),
+        anchor_head(1.5, _tiny_darknet),
         _LEAKY,
     ), bonus=(fact(lambda s: s.facts.anchors == 3, "3 anchors per cell", 0.25), _HALF_SPLITS),
        against=(_NO_HALF_SPLITS, block("pan", 1.0), block("sppf", 1.0)) + _against_late("v4"),
@@ -463,7 +516,7 @@ PROFILES: tuple[Profile, ...] = (
               fact(lambda s: (s.n("decoupled_head") > 0 or s.facts.decoupled) and not s.facts.objectness
                    and not (s.n("dfl") or s.facts.dfl),
                    "decoupled head without objectness or DFL", 0.25),),
-       against=(_NOT_COUPLED, _OBJ, activation("silu", 1.0), block("csp", 1.0))
+       against=(_NOT_COUPLED, _OBJ, activation("silu", 1.0), block("csp", 1.0), block("spp", 1.0))
        + _against_late("v6")),
     Profile("v7", (
         block("elan", 3.0, key=True, what="ELAN"),
@@ -507,7 +560,7 @@ PROFILES: tuple[Profile, ...] = (
         _DFL,
         _DECOUPLED,
         _SILU,
-    ), against=(_NOT_COUPLED, _OBJ, block("one2one_head", 1.0)) + _against_late("v11")),
+    ), against=(_NOT_COUPLED, _OBJ, block("one2one_head", 1.0), _DFL_FREE) + _against_late("v11")),
     Profile("v12", (
         block("a2c2f", 3.0, key=True, what="A2C2f area-attention"),
         block("c3k2", 1.0, what="C3k2"),
@@ -524,6 +577,53 @@ PROFILES: tuple[Profile, ...] = (
         fact(lambda s: s.facts.op("LayerNormalization") > 0 or s.facts.op("ReduceMean") >= 4,
              "layer normalisation", 0.5),
     ), against=(_NOT_COUPLED, _DFL, _OBJ, block("c2f", 1.0), block("c3k2", 1.0))),
+    Profile("v26", (
+        block("c3k2", 3.0, key=True, what="C3k2"),
+        Clue(2.0, _DFL_FREE.check, key=True),
+        block("c2psa", 1.0, what="C2PSA"),
+        block("sppf", 0.5, what="SPPF"),
+        _SILU,
+    ), bonus=(block("one2one_head", 0.5, what="one-to-one head"), _NMS_FREE),
+       against=(_NOT_COUPLED, _OBJ, dfl(2.0), block("a2c2f", 1.5), _SE, _GFPN) + _against_late("v26"),
+       layout=lambda s: s.n("c3k2") > 0 and _dfl_free(s)),
+    Profile("yoloworld", (
+        _EMBED,
+        block("c2f", 2.0, what="C2f"),
+        _DFL,
+        _SILU,
+        block("sppf", 0.5, what="SPPF"),
+    ), against=(_NOT_COUPLED, _OBJ, _SE, _GFPN) + _against_late("v8", family=False),
+       layout=lambda s: s.facts.embedding_heads > 0),
+    Profile("ppyoloe", (
+        Clue(3.0, _SE.check, key=True),
+        block("csp", 1.5, what="CSPRepResNet stage (CSP)"),
+        _DFL,
+        _DFL17,
+        _DECOUPLED,
+        _SILU,
+    ), bonus=(fact(lambda s: s.facts.hard_se_gates >= 2, "hard-sigmoid gates (EffectiveSE)", 0.5),
+              block("spp", 0.25, what="SPP")),
+       against=(_NOT_COUPLED, _OBJ, block("c2f", 1.5), block("c3k2", 1.5), block("sppf", 0.5), _RELU,
+                fact(lambda s: s.facts.embedding_heads > 0, "a text-embedding class head", 2.0), _GFPN),
+       layout=lambda s: s.facts.se_gates >= 1),
+    Profile("yolonas", (
+        activation("relu", 2.0),
+        block("csp", 2.0, key=True, what="YoloNAS CSP stage"),
+        Clue(1.5, _DFL17.check, key=True),
+        _DFL,
+        _DECOUPLED,
+    ), bonus=(fact(lambda s: s.facts.op("ConvTranspose") > 0, "ConvTranspose upsampling", 0.5),
+              block("spp", 0.5, what="SPP"), block("scaled_residual", 0.25, what="scaled residual (QARepVGG alpha)")),
+       against=(_NOT_COUPLED, _OBJ, _SE, _GFPN, activation("silu", 2.0), block("sppf", 1.0),
+                block("sppcspc", 1.0), block("c2f", 1.5), block("c3k2", 1.5)),
+       layout=lambda s: s.facts.dfl_bins == 17 and s.facts.share("relu") >= 0.5),
+    Profile("damoyolo", (
+        _GFPN,
+        fact(lambda s: 68 in s.facts.pred_channels, "box convs of 4 × 17 distribution bins (GFL head)", 1.0),
+        fact(lambda s: s.n("decoupled_head") > 0 or s.facts.decoupled or 68 in s.facts.pred_channels,
+             "separate box and class prediction convs", 1.0),
+    ), against=(_NOT_COUPLED, _OBJ, _SE, block("c2f", 1.5), block("c3k2", 1.5), block("elan", 1.0)),
+       layout=lambda s: s.facts.gfpn_merges >= 2),
 )
 
 
@@ -576,10 +676,19 @@ def decide(signals: Signals) -> Fingerprint:
         return Fingerprint(best, round_float(confidence(best, value), places=3), evidence, alternatives[:3],
                            profile.variant)
     generic, conf, why = _generic(signals)
+    if generic == "cnn" and _detection_head(signals):
+        # A detector of a family graphpath has no profile for: say so rather than "cnn".
+        generic, why = "unknown", ("a detection head but no known generation's defining blocks", *why[:1])
     candidates = tuple((g, round_float(confidence(g), places=3)) for g in ranked if raw[g] > 0.2)[:3]
     if candidates:
         why += (f"closest generation {candidates[0][0]} lacks its defining blocks",)
     return Fingerprint(generic, conf, why, candidates)
+
+
+def _detection_head(s: Signals) -> bool:
+    f = s.facts
+    return bool(s.n("decoupled_head") or s.n("coupled_head") or s.n("dfl") or f.dfl or f.decoupled or f.objectness
+                or coupled(1.0).check(s))
 
 
 def _generic(s: Signals) -> tuple[str, float, tuple[str, ...]]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from graphpath.model.graph import ModelGraph, OpNode
+from graphpath.model.ops import QUANTIZED_FLOAT_OPS, QUANTIZED_PARAM_INPUTS
 
 #: Unit kinds. Only ``weighted`` units add to a gradient path's length.
 UNIT_KINDS = ("input", "output", "weighted", "merge", "split", "pool", "resample", "other")
@@ -188,6 +189,8 @@ def _unit_attrs(graph: ModelGraph, name: str) -> tuple[tuple[str, object], ...]:
             value = op.attrs[key]
             facts[key] = tuple(value) if isinstance(value, (list, tuple)) else value
     params = graph.dag.nodes[name]["params"]
+    if op.op_type in QUANTIZED_FLOAT_OPS:
+        facts["quantized"] = op.op_type
     if op.op_type in WEIGHTED_OPS | MATMUL_OPS:
         weights = [p for p in params if len(p.shape) >= 2]
         if weights:
@@ -216,7 +219,7 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
     topological pass over five maps that every step reads and writes; split up, each piece
     would take all five.
     """
-    from graphpath.model.ops import carries_gradient
+    from graphpath.model.ops import QUANTIZE_OPS, carries_gradient, carries_output_gradient, float_op_type
 
     dag = nx.DiGraph()
     unit_of: dict[str, str] = {}
@@ -227,7 +230,8 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
     def add_unit(uid: str, kind: str, op_type: str, scope: str = "", params: int = 0,
                  attrs: tuple[tuple[str, object], ...] = ()) -> None:
         dag.add_node(uid)
-        dag.nodes[uid]["proto"] = dict(kind=kind, op_type=op_type, scope=scope, params=params, attrs=attrs)
+        dag.nodes[uid]["proto"] = dict(kind=kind, op_type=op_type, scope=scope, params=params, attrs=attrs,
+                                       attrs_op=op_type)
         members[uid] = []
         folded_ops[uid] = []
 
@@ -256,7 +260,10 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
             continue  # static: shapes, constants, parameters
         sources = [unit_of[t] for _, t in data]
         distinct = list(dict.fromkeys(sources))
-        ot = op.op_type
+        # Quantized ops are read as the float op they compute (QLinearConv as Conv, the
+        # contrib QLinearAdd as Add …); Q/DQ and dynamic quantisers are transparent.
+        ot = float_op_type(op.op_type)
+        known = op.is_standard or op.op_type in QUANTIZED_FLOAT_OPS or op.op_type in QUANTIZE_OPS
         if ot in WEIGHTED_OPS or (ot in MATMUL_OPS and len(distinct) == 1 and _has_static_operand(graph, op)):
             kind = "weighted"
         elif ot in MATMUL_OPS:
@@ -265,7 +272,7 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
             kind = "merge" if len(data) >= 2 else "fold"
         elif ot in ELEMENTWISE_MERGES:
             kind = "merge" if len(distinct) >= 2 else "fold"
-        elif ot in TRANSPARENT_OPS and op.is_standard:
+        elif ot in TRANSPARENT_OPS and known:
             kind = "fold" if len(distinct) == 1 else "merge"
         elif ot in SPLIT_OPS:
             kind = "fold" if _whole_slice(graph, op) else "split"
@@ -281,20 +288,24 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
             # A product with a constant (a layer scale, YOLOv7's ImplicitM) is no gate of an
             # activation diamond: only ``x * f(x)`` makes the unit a SiLU, Mish or HardSwish.
             folded_ops[host].append(f"{ot}(const)" if ot in ELEMENTWISE_MERGES and len(data) < 2 else ot)
-            for o in op.outputs:
-                if o:
+            if ot == "Add" and dag.nodes[host]["proto"]["attrs_op"] == "ConvInteger":
+                # ConvInteger has no bias input: the dequantising tail adds it (a float Conv's own)
+                dag.nodes[host]["proto"]["params"] += sum(p.count for p in graph.dag.nodes[op.name]["params"])
+            for pos, o in enumerate(op.outputs):
+                if o and carries_output_gradient(op.op_type, pos):
                     unit_of[o] = host
             if op.outputs and op.outputs[0]:
                 tensor_of[host] = op.outputs[0]
             continue
         uid = op.name
-        params = sum(p.count for p in graph.dag.nodes[op.name]["params"]) if kind == "weighted" else 0
+        params = _unit_params(graph, op) if kind == "weighted" else 0
         add_unit(uid, kind, ot, scope=graph.scope(op.name), params=params, attrs=_unit_attrs(graph, op.name))
+        dag.nodes[uid]["proto"]["attrs_op"] = op.op_type
         members[uid].append(op.name)
         for src in sources:
             connect(src, uid)
-        for o in op.outputs:
-            if o:
+        for pos, o in enumerate(op.outputs):
+            if o and carries_output_gradient(op.op_type, pos):
                 unit_of[o] = uid
         tensor_of[uid] = op.outputs[0] if op.outputs else ""
 
@@ -317,6 +328,16 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
     return LayerGraph(dag=dag, inputs=tuple(inputs), outputs=tuple(outputs))
 
 
+def _unit_params(graph: ModelGraph, op: OpNode) -> int:
+    """Parameters a weighted unit owns: every initializer it reads (through aliases, casts and
+    dequantisation); for a QOperator op only its weight and bias, not its scales and zero points."""
+    positions = QUANTIZED_PARAM_INPUTS.get(op.op_type)
+    if positions is None:
+        return sum(p.count for p in graph.dag.nodes[op.name]["params"])
+    return sum(graph.params[t].count for pos, t in enumerate(op.inputs)
+               if pos in positions and t in graph.params)
+
+
 def _whole_slice(graph: ModelGraph, op: OpNode) -> bool:
     """A Slice that keeps its whole input (Darknet route layers exported as ``x[:, 0:C]``):
     shape inference gives the output the input's full, static shape."""
@@ -327,8 +348,12 @@ def _whole_slice(graph: ModelGraph, op: OpNode) -> bool:
 
 
 def _has_static_operand(graph: ModelGraph, op: OpNode) -> bool:
-    """A MatMul/Einsum with a weight: one operand is an initializer or computed from one."""
-    return any(t and (t in graph.params or graph.is_shape(t)) for t in op.inputs)
+    """A MatMul/Einsum with a weight: one operand is an initializer or computed from one (the
+    operands only: a QLinearMatMul's scales and zero points are initializers too)."""
+    from graphpath.model.ops import carries_gradient
+
+    return any(t and (t in graph.params or graph.is_shape(t)) for pos, t in enumerate(op.inputs)
+               if carries_gradient(op.op_type, pos))
 
 
 def unit_depths(layers: LayerGraph) -> dict[str, int]:

@@ -43,7 +43,71 @@ NON_DIFFERENTIABLE_INPUTS: dict[str, frozenset[int]] = {
     "GridSample": frozenset(),
     "QuantizeLinear": frozenset({1, 2}),
     "DequantizeLinear": frozenset({1, 2}),
+    "DynamicQuantizeLinear": frozenset(),
+    # QOperator forms: scales and zero points carry no gradient (the straight-through
+    # estimator differentiates the dequantised values, never the quantisation grid).
+    "ConvInteger": frozenset({2, 3}),
+    "MatMulInteger": frozenset({2, 3}),
+    "QLinearConv": frozenset({1, 2, 4, 5, 6, 7}),
+    "QLinearMatMul": frozenset({1, 2, 4, 5, 6, 7}),
+    "QGemm": frozenset({1, 2, 4, 5, 7, 8}),
+    "QLinearAdd": frozenset({1, 2, 4, 5, 6, 7}),
+    "QLinearMul": frozenset({1, 2, 4, 5, 6, 7}),
+    "QLinearSigmoid": frozenset({1, 2, 3, 4}),
+    "QLinearLeakyRelu": frozenset({1, 2, 3, 4}),
+    "QLinearSoftmax": frozenset({1, 2, 3, 4}),
+    "QLinearGlobalAveragePool": frozenset({1, 2, 3, 4}),
+    "QLinearAveragePool": frozenset({1, 2, 3, 4}),
+    "QLinearReduceMean": frozenset({1, 2, 3, 4}),
+    "QLinearConcat": frozenset({0, 1}),  # then (X, X_scale, X_zero_point) triples: see carries_gradient
 }
+
+#: op_type → output positions that carry no gradient (scales and zero points a quantiser computes).
+NON_DIFFERENTIABLE_OUTPUTS: dict[str, frozenset[int]] = {
+    "DynamicQuantizeLinear": frozenset({1, 2}),
+}
+
+#: Quantized ops → the float op they compute (QOperator form of onnxruntime.quantization, the
+#: standard integer ops and the ``com.microsoft`` QLinear ops). The layer view, the detectors and
+#: the fingerprint read a quantized graph through this table as its float counterpart.
+QUANTIZED_FLOAT_OPS: dict[str, str] = {
+    "QLinearConv": "Conv", "ConvInteger": "Conv", "QLinearMatMul": "MatMul", "MatMulInteger": "MatMul",
+    "QGemm": "Gemm", "QLinearAdd": "Add", "QLinearMul": "Mul", "QLinearSigmoid": "Sigmoid",
+    "QLinearLeakyRelu": "LeakyRelu", "QLinearSoftmax": "Softmax", "QLinearConcat": "Concat",
+    "QLinearGlobalAveragePool": "GlobalAveragePool", "QLinearAveragePool": "AveragePool",
+    "QLinearReduceMean": "ReduceMean",
+}
+
+#: Quantized weighted ops → input positions of their weight and bias (what a parameter count
+#: counts; scales and zero points are quantisation metadata, not parameters). MatMulInteger's
+#: weight is whichever operand is an initializer.
+QUANTIZED_PARAM_INPUTS: dict[str, frozenset[int]] = {
+    "QLinearConv": frozenset({3, 8}), "ConvInteger": frozenset({1}), "QLinearMatMul": frozenset({0, 3}),
+    "MatMulInteger": frozenset({0, 1}), "QGemm": frozenset({3, 6}),
+}
+
+#: Ops that only quantise or dequantise (transparent in the layer view; Q→DQ pairs are the
+#: fake quantisation of a QDQ graph).
+QUANTIZE_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"})
+
+
+def float_op_type(op_type: str) -> str:
+    """The float op a (possibly quantized) op computes.
+
+    >>> float_op_type("QLinearConv"), float_op_type("QLinearSigmoid"), float_op_type("Relu")
+    ('Conv', 'Sigmoid', 'Relu')
+    """
+    return QUANTIZED_FLOAT_OPS.get(op_type, op_type)
+
+
+def carries_output_gradient(op_type: str, position: int) -> bool:
+    """Whether output ``position`` of ``op_type`` carries gradient (a dynamic quantiser's scale
+    and zero point do not).
+
+    >>> carries_output_gradient("DynamicQuantizeLinear", 0), carries_output_gradient("DynamicQuantizeLinear", 1)
+    (True, False)
+    """
+    return position not in NON_DIFFERENTIABLE_OUTPUTS.get(op_type, frozenset())
 
 #: Ops whose outputs depend only on the input's shape, never its values.
 SHAPE_OPS = frozenset({"Shape", "Size"})
@@ -68,6 +132,8 @@ def carries_gradient(op_type: str, position: int) -> bool:
     """
     if op_type in NON_DIFFERENTIABLE_OPS:
         return False
+    if op_type == "QLinearConcat":
+        return position >= 2 and (position - 2) % 3 == 0
     return position not in NON_DIFFERENTIABLE_INPUTS.get(op_type, frozenset())
 
 

@@ -39,6 +39,8 @@ __all__ = ["HeadCut", "HeadFinder", "find_head_cuts", "probe_cotangents", "probe
 
 #: Ops a raw head tensor is extended through (part of the layer, not of the decode).
 _LAYER_PROPER = frozenset({"BatchNormalization", "Identity"})
+#: The dequantising ops after an integer op that a raw head tensor also takes in.
+_DEQUANT_TAIL = {"ConvInteger": frozenset({"Cast", "Mul", "Add"}), "MatMulInteger": frozenset({"Cast", "Mul", "Add"})}
 
 
 @dataclass(frozen=True)
@@ -68,12 +70,16 @@ HeadFinder = Callable[[ModelGraph, LayerGraph], tuple[HeadCut, ...]]
 
 
 def _raw_tensor(graph: ModelGraph, layers: LayerGraph, uid: str) -> str:
-    """The anchoring op's output, extended through BN/Identity folded right after it."""
+    """The anchoring op's output, extended through BN/Identity folded right after it; in a
+    quantized graph also through the dequantisation of that output (DequantizeLinear, or
+    ConvInteger/MatMulInteger's Cast → scale Mul → bias Add), so the head is a float tensor."""
     unit = layers.unit(uid)
-    tensor = graph.op(unit.nodes[0]).outputs[0]
+    anchor = graph.op(unit.nodes[0])
+    tensor = anchor.outputs[0]
+    proper = _LAYER_PROPER | _DEQUANT_TAIL.get(anchor.op_type, frozenset({"DequantizeLinear"}))
     for name in unit.nodes[1:]:
         op = graph.op(name)
-        if op.op_type in _LAYER_PROPER and op.inputs and op.inputs[0] == tensor:
+        if op.op_type in proper and op.inputs and tensor in op.inputs[:2]:
             tensor = op.outputs[0]
         else:
             break
@@ -93,9 +99,10 @@ def _through_softmax(graph: ModelGraph, layers: LayerGraph, uid: str) -> bool:
             continue
         seen.add(t)
         op = graph.op(graph.producer_of[t])
-        if op.op_type in ("Softmax", "LogSoftmax"):
+        if op.op_type in ("Softmax", "LogSoftmax", "QLinearSoftmax"):
             return True
-        if op.op_type in ("Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast"):
+        if op.op_type in ("Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast",
+                          "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"):
             stack.extend(i for pos, i in enumerate(op.inputs[:1]) if carries_gradient(op.op_type, pos))
     return False
 

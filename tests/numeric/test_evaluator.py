@@ -269,10 +269,13 @@ def test_op_forward_and_gradient(build, src, kind, differentiable):
 
 def test_every_table_op_is_tested_or_folded_only():
     from graphpath.numeric.evaluator.ops_torch import OPS
+    from tests.numeric.test_quantized import QUANT_CASES
 
     used = set()
     for _, src, _, _ in CASES:
         used |= {n.op_type for n in model(src).graph.node}
+    for _, src in QUANT_CASES:
+        used |= {n.op_type for n in parse(src).graph.node}
     untested = set(OPS) - used - {"NonZero", "Size", "CastLike", "Xor", "Or", "LessOrEqual", "GreaterOrEqual",
                                   "Mod", "Div"}
     assert untested == set()

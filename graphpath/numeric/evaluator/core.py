@@ -45,6 +45,7 @@ try:
 except ImportError as exc:  # the torch extra is optional
     raise MissingExtraError("torch", "torch", "the numeric backward pass") from exc
 
+from graphpath.numeric.evaluator.ops_quant import OUTPUT_GRIDS, QUANT_OPS, dequantize_weights, passthrough
 from graphpath.numeric.evaluator.ops_torch import (
     FOLD_ONLY,
     OPS,
@@ -67,6 +68,10 @@ _TYPE_ENUM = {
 _FLOAT_NAMES = frozenset({"FLOAT", "FLOAT16", "DOUBLE", "BFLOAT16"})
 #: Constant inputs at gradient-carrying positions are also handed to ops when this small.
 _SMALL_CONST = 64
+#: Ops that quantize activations in the forward pass (straight-through in the backward pass).
+_FAKE_QUANT_OPS = frozenset({"QuantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
+                             "QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax",
+                             "QLinearConcat", "QLinearGlobalAveragePool"})
 #: Ops that pick elements by value: outputs downstream of them flip on near-ties.
 _SELECTION_OPS = frozenset({"TopK", "ArgMax", "ArgMin"})
 
@@ -192,7 +197,7 @@ def _check_support(graph: ModelGraph, order: Sequence[str]) -> None:
     for name in order:
         op = graph.op(name)
         label = op.op_type if op.is_standard else f"{op.domain}.{op.op_type}"
-        if not op.is_standard or op.op_type not in OPS:
+        if not (op.is_standard or op.op_type in QUANT_OPS) or op.op_type not in OPS:
             bad[label] += 1
         elif op.op_type in FOLD_ONLY and not _is_static(graph, op):
             bad[f"{label} (on data)"] += 1
@@ -223,6 +228,44 @@ def _run_at_load(node: Node, fn: OpFn, xs: list[Any]) -> tuple[torch.Tensor, ...
         raise node.fail(f"cannot be evaluated on inputs of shapes {shapes}: {first}") from None
 
 
+def _scales_after(graph: ModelGraph, order: Sequence[str],
+                  arrays: Mapping[str, np.ndarray]) -> dict[str, tuple[float, str, int]]:
+    """For each ConvInteger/MatMulInteger whose per-tensor weight scale the graph applies after
+    it (``quantize_dynamic``: op → Cast → Mul by ``x_scale × w_scale``): the scale, that Mul's
+    node name and the position of its data operand."""
+    found: dict[str, tuple[float, str, int]] = {}
+    for name in order:
+        op = graph.op(name)
+        if op.op_type not in ("ConvInteger", "MatMulInteger") or not op.outputs:
+            continue
+        casts = [c for c in graph.dag.successors(name) if graph.op(c).op_type == "Cast"]
+        muls = [(m, c) for c in casts for m in graph.dag.successors(c) if graph.op(m).op_type == "Mul"]
+        for m, c in muls[:1]:
+            mul = graph.op(m)
+            data = next((i for i, t in enumerate(mul.inputs) if t == graph.op(c).outputs[0]), None)
+            other = mul.inputs[1 - data] if data is not None and len(mul.inputs) == 2 else ""
+            prod = graph.producer_of.get(other)
+            if data is None or not prod or graph.op(prod).op_type != "Mul":
+                continue
+            scalars = [np.asarray(arrays[i]).reshape(-1) for i in graph.op(prod).inputs if i in arrays]
+            if len(scalars) == 1 and scalars[0].size == 1 and float(scalars[0][0]) > 0:
+                found[name] = (float(scalars[0][0]), m, data)
+    return found
+
+
+def _quantization_statement(graph: ModelGraph, order: Sequence[str], dequantized: Mapping[str, np.ndarray],
+                            after: Mapping[str, object]) -> str:
+    """What the evaluator does with a quantized graph, in one sentence ("" for a float graph)."""
+    fake = sum(1 for n in order if graph.op(n).op_type in _FAKE_QUANT_OPS
+               and not all(t in graph.params or graph.is_shape(t) for t in graph.op(n).inputs[:1]))
+    if not dequantized and not fake:
+        return ""
+    return (f"quantized graph evaluated in float32 on real values: {len(dequantized)} weight tensors "
+            f"dequantized at load (the parameters differentiated); {fake} activation quantizers "
+            "(fake-quantization) differentiated with the straight-through estimator (gradient 1 inside "
+            "the integer range, 0 where clamped)")
+
+
 class Evaluator(nn.Module):
     """An ONNX graph as a torch module: parameters named after initializers, shapes folded.
 
@@ -250,17 +293,32 @@ class Evaluator(nn.Module):
         opset = int(graph.meta.get("opsets", {}).get("ai.onnx", 1))
         order = _scope(graph, self.output_names)
         _check_support(graph, order)
+        # Quantized weights are dequantized once, here, and become float parameters; a
+        # DequantizeLinear of an initializer leaves the schedule (its output is the parameter).
+        after = _scales_after(graph, order, arrays)
+        dequantized = dequantize_weights(
+            [(n, graph.op(n).op_type, graph.op(n).inputs, int(graph.op(n).attrs.get("axis", 1))) for n in order],
+            arrays, {n: v[0] for n, v in after.items()})
+        extra_attrs = {m: {"graphpath_passthrough": pos} for _, m, pos in after.values()}
+        order = [n for n in order if n not in dequantized]
         static = {n for n in order if _is_static(graph, graph.op(n))}
+        self.quantization = _quantization_statement(graph, order, dequantized, after)
+        #: Quantized tensor → (scale, zero point) of its grid, where both are known at load.
+        self.grids: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
 
         # Load-time pass: real values for constants, meta tensors (shapes only) for data.
         values = {k: to_tensor(a, dtype) for k, a in arrays.items()}
+        dq_names = {graph.op(n).outputs[0] if n in graph.dag and graph.op(n).op_type == "DequantizeLinear" else n: a
+                    for n, a in dequantized.items()}
+        values.update({k: to_tensor(a, dtype) for k, a in dq_names.items()})
         metas = {k: torch.empty(s, dtype=self._input_dtype(k), device="meta") for k, s in self.input_shapes.items()}
         nodes: dict[str, Node] = {}
         for name in order:
             op = graph.op(name)
             consts = {pos: values[t].numpy() for pos, t in enumerate(op.inputs)
                       if t in values and (not carries_gradient(op.op_type, pos) or values[t].numel() <= _SMALL_CONST)}
-            node = nodes[name] = Node(name, op.op_type, op.inputs, op.outputs, op.attrs, opset, dtype, consts)
+            attrs = {**op.attrs, **extra_attrs[name]} if name in extra_attrs else op.attrs
+            node = nodes[name] = Node(name, op.op_type, op.inputs, op.outputs, attrs, opset, dtype, consts)
             fn = OPS[op.op_type]
             if name in static:
                 xs = [values.get(t, metas.get(t)) if t else None for t in op.inputs]
@@ -271,11 +329,16 @@ class Evaluator(nn.Module):
             for o, v in zip(op.outputs, outs, strict=False):
                 if o:
                     store[o] = v
+            if op.op_type in OUTPUT_GRIDS and op.outputs and op.outputs[0]:
+                s_pos, z_pos = OUTPUT_GRIDS[op.op_type]
+                scale = consts.get(s_pos)
+                if scale is not None:
+                    self.grids[op.outputs[0]] = (scale, consts.get(z_pos))
         self.shapes: dict[str, tuple[int, ...]] = {k: tuple(v.shape) for d in (values, metas) for k, v in d.items()}
 
         # Static tensors stay live (recomputed from parameters each call) only when they
         # depend on a float parameter and reach a gradient-carrying input downstream.
-        float_inits = {t for t, p in graph.params.items() if p.dtype in _FLOAT_NAMES}
+        float_inits = {t for t, p in graph.params.items() if p.dtype in _FLOAT_NAMES} | set(dq_names)
         param_dep = set(float_inits)
         for name in order:
             op = graph.op(name)
@@ -300,8 +363,10 @@ class Evaluator(nn.Module):
         self.params = nn.ParameterDict({self.param_keys[t]: nn.Parameter(values[t].to(device)) for t in trainable})
         used = {t for n in runtime for t in graph.op(n).inputs if t} | set(self.output_names)
         self._consts = {t: values[t].to(device) for t in used
-                        if t in values and t not in self.param_keys and (t in self.folded or t in graph.params)}
-        self._steps = [_Step(nodes[n], OPS[graph.op(n).op_type]) for n in runtime]
+                        if t in values and t not in self.param_keys
+                        and (t in self.folded or t in graph.params or t in dq_names)}
+        self._steps = [_Step(nodes[n], passthrough if n in extra_attrs else OPS[graph.op(n).op_type])
+                       for n in runtime]
         self._producer = {o: i for i, s in enumerate(self._steps) for o in s.node.outputs if o}
         self._schedules: dict[tuple[tuple[str, ...], frozenset[str]], tuple[list[_Step], frozenset[str]]] = {}
 
@@ -628,9 +693,15 @@ def check_parity(evaluator: Evaluator, model: LoadedModel | None = None,
     results = []
     for n, r in zip(names, refs, strict=True):
         got = ours[n].detach().cpu()
+        r = np.asarray(r)
+        if r.dtype.kind in "iu" and n in evaluator.grids:  # ours holds the grid's real values
+            scale, zp = evaluator.grids[n]
+            shape = (1, -1) + (1,) * (r.ndim - 2) if np.asarray(scale).size > 1 and r.ndim >= 2 else ()
+            r = (r.astype(np.float64) - (np.asarray(zp, np.float64).reshape(shape) if zp is not None else 0.0)) \
+                * np.asarray(scale, np.float64).reshape(shape)
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # inf/NaN: a failed comparison
             res = _compare(n, got.to(torch.float64 if got.is_floating_point() else got.dtype).numpy(),
-                           np.asarray(r), rtol, atol)
+                           r, rtol, atol)
         steps = evaluator._schedule((n,), frozenset())[0]
         selecting = sorted({s.node.op_type for s in steps} & _SELECTION_OPS)
         if not res.ok and selecting:

@@ -144,3 +144,18 @@ def window_pads(node: Node, spatial: Sequence[int], kernel: Sequence[int], strid
         small = total // 2
         out.append((small, total - small) if auto == "SAME_UPPER" else (total - small, small))
     return out
+
+
+def conv(node: Node, xs: list[Any]) -> OpResult:
+    x, w = xs[0], xs[1]
+    b = xs[2] if len(xs) > 2 else None
+    nd = x.dim() - 2
+    strides = node.ints("strides") or [1] * nd
+    dil = node.ints("dilations") or [1] * nd
+    pads = window_pads(node, x.shape[2:], w.shape[2:], strides, dil)
+    if all(p == q for p, q in pads):
+        padding = [p for p, _ in pads]
+    else:
+        x, padding = pad_trailing_dims(x, pads, 0.0), [0] * nd
+    fn = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
+    return fn(x, w, b, strides, padding, dil, node.i("group", 1))

@@ -27,11 +27,11 @@ from graphpath.numeric.evaluator.ops_common import (
     OpFn,
     OpResult,
     Tensor,
+    conv,
     normalize_axis,
     pad_trailing_dims,
     to_tensor,
     torch_dtype,
-    window_pads,
 )
 from graphpath.numeric.evaluator.ops_layout import (
     concat,
@@ -53,6 +53,7 @@ from graphpath.numeric.evaluator.ops_layout import (
     transpose,
     unsqueeze,
 )
+from graphpath.numeric.evaluator.ops_quant import QUANT_OPS
 from graphpath.numeric.evaluator.ops_resample import (
     arg_reduce_op,
     average_pool,
@@ -73,21 +74,6 @@ __all__ = ["FOLD_ONLY", "OPS", "Node", "OpFn", "OpResult", "Tensor", "batch_norm
 
 
 # --------------------------------------------------------------------------- convolution, linear
-
-
-def conv(node: Node, xs: list[Any]) -> OpResult:
-    x, w = xs[0], xs[1]
-    b = xs[2] if len(xs) > 2 else None
-    nd = x.dim() - 2
-    strides = node.ints("strides") or [1] * nd
-    dil = node.ints("dilations") or [1] * nd
-    pads = window_pads(node, x.shape[2:], w.shape[2:], strides, dil)
-    if all(p == q for p, q in pads):
-        padding = [p for p, _ in pads]
-    else:
-        x, padding = pad_trailing_dims(x, pads, 0.0), [0] * nd
-    fn = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
-    return fn(x, w, b, strides, padding, dil, node.i("group", 1))
 
 
 def conv_transpose(node: Node, xs: list[Any]) -> OpResult:
@@ -382,6 +368,8 @@ OPS: dict[str, OpFn] = {
     # shape arithmetic and constants (folded at load)
     "Constant": constant, "ConstantOfShape": constant_of_shape, "Range": range_,
     "Shape": shape, "Size": size, "NonZero": nonzero,
+    # quantized ops (QDQ and QOperator forms, com.microsoft QLinear* included)
+    **QUANT_OPS,
 }
 
 #: Ops evaluated only at load (in folded shape arithmetic), never on the data path.
