@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from graphpath.blocks.base import BlockMatch
     from graphpath.stability.table import StabilityRow
 
 #: What a worker says about one model: ``ok`` (payload: the record's JSON), ``error`` (the
@@ -114,8 +115,21 @@ def file_digest(path: Path) -> str:
 
 
 def encode_row(row: StabilityRow) -> dict[str, Any]:
-    """A stability row as JSON-ready data that :func:`decode_row` turns back into an equal row."""
-    return dataclasses.asdict(row)
+    """A stability row as JSON-ready data that :func:`decode_row` turns back into an equal row
+    (its detected blocks included, which the HTML report draws)."""
+    out = dataclasses.asdict(dataclasses.replace(row, blocks=(), intervals=()))
+    out["blocks"] = [b.to_dict() for b in row.blocks]
+    out["intervals"] = [[key, dataclasses.asdict(iv)] for key, iv in row.intervals]
+    return out
+
+
+def _decode_block(data: Mapping[str, Any]) -> BlockMatch:
+    from graphpath.blocks.base import BlockMatch
+
+    return BlockMatch(kind=data["kind"], units=frozenset(data["units"]), nodes=tuple(data["nodes"]),
+                      label=data["label"], entry=tuple(data["entry"]), exit=tuple(data["exit"]),
+                      params=data["params"], structure=tuple(data["structure"].items()),
+                      evidence=data["evidence"], children=tuple(_decode_block(c) for c in data["children"]))
 
 
 def decode_row(data: Mapping[str, Any]) -> StabilityRow:
@@ -132,11 +146,15 @@ def decode_row(data: Mapping[str, Any]) -> StabilityRow:
     d = dict(data)
     for name in ("curve", "path_lengths", "signal", "block_gains"):
         d[name] = tuple(tuple(pair) for pair in d[name])
-    iv = d["ratio_interval"]
-    if iv is not None:
-        from graphpath.numeric.intervals import Interval  # only rows measured over seeds have one
+    from graphpath.numeric.intervals import Interval
 
-        d["ratio_interval"] = Interval(**{**iv, "values": tuple(iv["values"])})
+    def interval(iv: Mapping[str, Any]) -> Interval:
+        return Interval(**{**iv, "values": tuple(iv["values"])})
+
+    if d["ratio_interval"] is not None:  # only rows measured over seeds have intervals
+        d["ratio_interval"] = interval(d["ratio_interval"])
+    d["intervals"] = tuple((key, interval(iv)) for key, iv in d["intervals"])
+    d["blocks"] = tuple(_decode_block(b) for b in d["blocks"])
     return StabilityRow(**d)
 
 

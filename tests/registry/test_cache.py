@@ -172,6 +172,9 @@ def test_rows_round_trip_exactly(tiny: Callable[..., Path]) -> None:
     measured = dataclasses.replace(row, ratio=0.1 + 0.2, curve=((1, 1.0), (2, 1e-300)),
                                    ratio_interval=Interval(0.3, 0.2, 0.4, 3, "seeds", True, values=(0.2, 0.3, 0.4)))
     assert decode_row(json.loads(json.dumps(encode_row(measured)))) == measured
+    gains = dataclasses.replace(measured, intervals=(("max_block_gain", Interval(2.0, 1.5, 2.5, 3, "seeds", True,
+                                                                                 values=(1.5, 2.0, 2.5))),))
+    assert decode_row(json.loads(json.dumps(encode_row(gains)))).intervals == gains.intervals
     with pytest.raises(ValueError):
         decode_row({"model": "m.onnx"})
 
@@ -216,3 +219,13 @@ def test_the_table_is_the_same_through_workers(tiny: Callable[..., Path]) -> Non
     assert one == two
     labels = [r.model for r in one.rows]  # equal file names told apart by their folders
     assert labels[0] == f"{paths[0].parent.name}/a.onnx" and labels[1:] == ["x/a.onnx", "b.onnx"]
+
+
+def test_rows_keep_their_blocks_through_the_cache() -> None:
+    """The HTML report draws a row's detected blocks (nested, with frozenset units): they survive
+    the JSON record a worker sends and the cache stores."""
+    from graphpath.stability.table import model_row
+
+    row, _ = model_row(Path(__file__).resolve().parents[2] / "models" / "yolov8n.onnx")
+    assert row.blocks and any(b.children for b in row.blocks)
+    assert decode_row(json.loads(json.dumps(encode_row(row)))).blocks == row.blocks
