@@ -16,7 +16,7 @@ from graphpath.audit.rules.catalog import SEVERITIES
 from graphpath.cli.options import backward_options, condition_options
 from graphpath.cli.output import atomic_write_all, format_option, output_option, write_output
 from graphpath.cli.progress import progress_reporter
-from graphpath.cli.registry import make_cache, make_run_executor, registry_options
+from graphpath.cli.registry import make_cache, make_run_executor, refuse_if_nothing_analysed, registry_options
 from graphpath.formats import format_names
 
 
@@ -74,6 +74,7 @@ def audit(ctx: click.Context, models: tuple[Path, ...], config_file: Path | None
         result, results = audit_models(paths, config, baseline, use_numeric, fail_on=fail_on, blocks=blocks,
                                        backward_options=options, executor=run_on,
                                        cache=make_cache(cache_dir, no_cache), progress=progress)
+    refuse_if_nothing_analysed(results)
     # All files or none: a failed write of one leaves none of the others behind.
     files = [(file, get_renderer("audit", extra_fmt)(result)) for extra_fmt, file in extra]
     main = get_renderer("audit", fmt)(result)

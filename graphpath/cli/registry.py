@@ -68,6 +68,25 @@ def make_run_executor(executor: str, jobs: int, timeout_per_model: float, memory
     return make_executor(executor, jobs=jobs, timeout=timeout_per_model or None, memory_limit=memory)
 
 
+def refuse_if_nothing_analysed(results: Any) -> None:
+    """Bad input and nothing else: when no model has a result and none failed by a bug in
+    graphpath, refuse in one line (exit 2) before any output is written — the same contract as
+    a single bad model always had. A table with failed rows is only written beside real ones.
+
+    Raises:
+        GraphpathError: every model failed on its own account.
+    """
+    from graphpath.errors import GraphpathError
+
+    failures = results.failures
+    if not failures or len(failures) < len(results.paths) or any(f.internal for f in failures):
+        return
+    first = failures[0]
+    why = f"{first.path}: {first.why.removeprefix(first.path + ': ')}"
+    more = f" (and {len(failures) - 1} more models that could not be analysed)" if len(failures) > 1 else ""
+    raise GraphpathError(" ".join((why + more).split()))
+
+
 def report_failures(failures: Any) -> None:
     """One line on stderr per model without a result."""
     for f in failures:

@@ -16,7 +16,13 @@ import click
 from graphpath.cli.options import backward_options, condition_options
 from graphpath.cli.output import output_option, write_output
 from graphpath.cli.progress import progress_reporter
-from graphpath.cli.registry import make_cache, make_run_executor, registry_options, report_failures
+from graphpath.cli.registry import (
+    make_cache,
+    make_run_executor,
+    refuse_if_nothing_analysed,
+    registry_options,
+    report_failures,
+)
 from graphpath.formats import format_names
 
 
@@ -59,6 +65,7 @@ def report(ctx: click.Context, models: tuple[Path, ...], fmt: str | None, output
     with progress_reporter(len(paths), quiet=quiet) as progress:
         table, results = report_table(paths, numeric=numeric, backward_options=options, executor=run_on,
                                       cache=make_cache(cache_dir, no_cache), progress=progress)
+    refuse_if_nothing_analysed(results)
     write_output(get_renderer("table", fmt)(table), output)
     report_failures(results.failures)
     ctx.exit(results.exit_code)
