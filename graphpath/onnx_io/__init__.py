@@ -674,7 +674,9 @@ def load(path: str | os.PathLike[str]) -> ModelGraph:
     return open_model(path).graph
 
 
-def _unique_names(nodes: list[onnx.NodeProto]) -> list[str]:
+def unique_node_names(nodes: list[onnx.NodeProto]) -> list[str]:
+    """The names graphpath gives a graph's nodes: the node's name, or ``op_type_index`` when it
+    has none; repeated names get ``#1``, ``#2`` … in file order."""
     seen: Counter[str] = Counter()
     names = []
     for i, node in enumerate(nodes):
@@ -697,7 +699,7 @@ class _Wiring(NamedTuple):
 def _wiring(g: onnx.GraphProto, inputs: tuple[TensorInfo, ...], init_names: set[str], path: Path) -> _Wiring:
     """Every tensor produced once, every read provided, and a topological order (the file's when
     it is one, else a stable sort); a graph that breaks one of these is refused."""
-    names = _unique_names(list(g.node))
+    names = unique_node_names(list(g.node))
     input_names = {x.name for x in inputs}
     producer: dict[str, int] = {}
     for i, node in enumerate(g.node):

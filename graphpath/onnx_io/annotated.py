@@ -9,7 +9,6 @@ copy beside the original, where they resolve) or copied into one new data file.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -17,7 +16,7 @@ import onnx
 
 from graphpath.errors import GraphpathError
 from graphpath.model.loaded import LoadedModel
-from graphpath.onnx_io import load_proto
+from graphpath.onnx_io import load_proto, unique_node_names
 from graphpath.onnx_io._proto import external_location
 
 __all__ = ["ANNOTATION_HEADER", "AnnotatedCopy", "NodeNote", "annotated_copy", "check_model_file"]
@@ -47,18 +46,6 @@ class AnnotatedCopy:
     external_data: bytes | None
     annotated_nodes: int
     external_files: tuple[str, ...] = ()
-
-
-def _node_names(nodes: Iterator[onnx.NodeProto] | list[onnx.NodeProto]) -> list[str]:
-    # The loader's naming (graphpath.onnx_io.open_model): the node's name, or op_type_index when
-    # it has none; repeated names get #1, #2 … in file order. test_annotate checks they agree.
-    seen: Counter[str] = Counter()
-    out = []
-    for i, node in enumerate(nodes):
-        base = node.name or f"{node.op_type}_{i}"
-        seen[base] += 1
-        out.append(base if seen[base] == 1 else f"{base}#{seen[base] - 1}")
-    return out
 
 
 def _with_doc(existing: str, doc: str) -> str:
@@ -142,7 +129,7 @@ def annotated_copy(model: LoadedModel, nodes: Mapping[str, NodeNote], model_prop
     data: bytes | None = None
     if original is not None and external_data_location is not None:
         data = _externalize(original, proto, external_data_location)
-    names = _node_names(list(proto.graph.node))
+    names = unique_node_names(list(proto.graph.node))
     if len(names) != model.graph.dag.number_of_nodes() or not set(names) <= set(model.graph.dag.nodes):
         raise GraphpathError(f"{model.path}: the file changed since it was read; run again")
     by_name = dict(zip(names, proto.graph.node, strict=True))
