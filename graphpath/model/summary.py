@@ -12,7 +12,8 @@ from graphpath.model.ops import NON_PARAMETER_DTYPES, carries_gradient
 from graphpath.report import LayerSummary, ModelSummary, SubgraphSummary, TensorSummary
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB chunks (memory flat in the file's size)."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -67,7 +68,7 @@ def summarize_model(graph: ModelGraph) -> ModelSummary:
     dynamic = any(t.shape is None or any(not isinstance(d, int) for d in t.shape) for t in graph.inputs)
     return ModelSummary(
         file_name=path.name,
-        sha256=_sha256(path),
+        sha256=file_sha256(path),
         file_bytes=int(graph.meta["file_bytes"]),
         producer_name=str(graph.meta["producer_name"]),
         producer_version=str(graph.meta["producer_version"]),

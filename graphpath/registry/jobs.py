@@ -11,7 +11,6 @@ row read back is equal to the row computed (:func:`encode_row`, :func:`decode_ro
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import sys
@@ -103,12 +102,10 @@ def _version(dist: str) -> str | None:
 
 
 def file_digest(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB chunks (memory flat in the file's size)."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """SHA-256 of a file (the one the model summary states), memory flat in its size."""
+    from graphpath.model.summary import file_sha256
+
+    return file_sha256(path)
 
 
 # --------------------------------------------------------------------------- rows as JSON
