@@ -51,6 +51,9 @@ def curvature_options(**values: Any) -> Any:
               help="Full-batch gradient descent on distill at 0.5×, 0.9× and 1.5× of 2/λ_max.")
 @click.option("--gd-steps", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--prop51/--no-prop51", default=False, help="Proposition 5.1 on every maximal residual chain.")
+@click.option("--backbone/--no-backbone", default=False,
+              help="The backbone's own gradient ratio (seed 001's table G.6): the probe gradient at its exit "
+                   "pulled back to its stem through the backbone alone.")
 @click.option("--eig-tol", type=click.FloatRange(min=0.0), default=1e-3, show_default=True,
               help="Relative tolerance of scipy eigsh.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds images, targets and the init draw.")

@@ -34,10 +34,13 @@ def render(report: CurvatureReport) -> str:
         f"  seeds: {', '.join(str(s.seed) for s in report.seeds)}",
     ]
     for name, label in (("lambda_max", "λ_max"), ("predicted_lr", "predicted max stable LR 2/λ_max"),
-                        ("lambda_min", "λ_min"), ("trace", "trace (Hutchinson)")):
+                        ("lambda_min", "λ_min"), ("trace", "trace (Hutchinson)"),
+                        ("backbone_ratio", "backbone gradient ratio (probe gradient at its exit pulled back to its stem)")):
         iv = report.intervals.get(name)
         if iv is not None:
             lines.append(f"  {label}: {iv.describe()}")
+    if report.backbone is not None:
+        lines.append(f"  backbone: {report.backbone}")
     for s in report.seeds:
         lines.append(f"seed {s.seed}:")
         lines.append(_eigen_line("top", s.top))
@@ -51,6 +54,8 @@ def render(report: CurvatureReport) -> str:
             lines.append(f"  density: {len(s.density.grid)} points on [{_g(s.density.grid[0])}, "
                          f"{_g(s.density.grid[-1])}], {s.density.ncv} Lanczos vectors, peak at "
                          f"{_g(s.density.grid[peak]) if s.density.grid else 'n/a'}")
+        if s.backbone_ratio is not None:
+            lines.append(f"  backbone gradient ratio: {_g(s.backbone_ratio)}")
         for g in s.gd:
             lines.append(f"  GD at {g.factor:g}×2/λ_max (lr {_g(g.lr)}), {len(g.losses) - 1} steps: {g.outcome} "
                          f"(loss {_g(g.losses[0])} → {_g(g.losses[-1])}, max {_g(max(g.losses))})")

@@ -219,3 +219,25 @@ def test_cli_json_states_loss_condition_and_intervals(linear_conv, tmp_path: Pat
     assert text.exit_code == 0 and "λ_max" in text.output and "distill" in text.output
     bad = CliRunner().invoke(cli, ["curvature", str(tmp_path / "missing.onnx"), "-q"])
     assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+def test_backbone_ratio_is_the_pulled_back_gradient(tmp_path: Path) -> None:
+    """Three 1×1 linear convs on a 1×1 map (matrices): stem F₀ = W₁x + b₁, exit F₁ = W₂F₀ + b₂,
+    prediction y = W₃F₁ + b₃; with the probe L = ⟨c, y⟩ the gradient at the exit is u = W₃ᵀc
+    and the backbone's own ratio is ‖W₂ᵀu‖ / ‖u‖."""
+    from graphpath.numeric.probes import all_heads, find_head_cuts, probe_cotangents
+
+    rng = np.random.default_rng(3)
+    ws = {f"w{i}": rng.standard_normal((5, 5, 1, 1)).astype(np.float32) for i in (1, 2, 3)}
+    inits = {**ws, **{f"b{i}": np.zeros(5, np.float32) for i in (1, 2, 3)}}
+    nodes = [helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [o], kernel_shape=[1, 1], name=f"c{i}")
+             for i, (x, o) in enumerate((("x", "f0"), ("f0", "f1"), ("f1", "y")), 1)]
+    path = save(tmp_path / "mat.onnx", nodes, inits, (1, 5, 1, 1))
+    r = run_curvature(path, CurvatureOptions(protocol=CPU, top_k=1, backbone=True, dtype="float64"))
+    m = onnx_io.open_model(path)
+    heads = all_heads(find_head_cuts(m.graph, m.layers))
+    c = probe_cotangents({"y": (1, 5, 1, 1)}, heads, 0, 0)["y"].reshape(5).astype(np.float64)
+    w2, w3 = (ws[k].reshape(5, 5).astype(np.float64) for k in ("w2", "w3"))
+    u = w3.T @ c
+    assert r.seeds[0].backbone_ratio == pytest.approx(np.linalg.norm(w2.T @ u) / np.linalg.norm(u), rel=1e-9)
+    assert r.backbone is not None and r.backbone.startswith("single chain")

@@ -43,6 +43,9 @@ class CurvatureOptions:
         gd_shift: the target is the heads at ``θ₀ + δ``, ``δ`` seeded normal with this RMS
             relative to each parameter tensor's RMS.
         prop51: check Proposition 5.1 on every maximal residual chain.
+        backbone: measure the backbone's own gradient ratio (seed 001's table G.6): the probe
+            gradient at the backbone's exit pulled back to its stem through the backbone alone
+            (:func:`graphpath.blocks.backbone.find_backbone`).
         power_iters, power_tol: power iteration on the residual branches' Jacobians.
         dtype: ``float32`` (default) or ``float64`` (small graphs, exact checks).
     """
@@ -62,6 +65,7 @@ class CurvatureOptions:
     gd_steps: int = 10
     gd_shift: float = 1e-2
     prop51: bool = False
+    backbone: bool = False
     power_iters: int = 30
     power_tol: float = 1e-3
     dtype: str = "float32"
@@ -87,7 +91,7 @@ class CurvatureOptions:
                 "trace": self.trace, "trace_samples": self.trace_samples if self.trace else None,
                 "density": self.density, "density_ncv": self.density_ncv if self.density else None,
                 "gd_check": self.gd_check, "gd_factors": list(self.gd_factors), "gd_steps": self.gd_steps,
-                "gd_shift": self.gd_shift, "prop51": self.prop51, "power_iters": self.power_iters,
+                "gd_shift": self.gd_shift, "prop51": self.prop51, "backbone": self.backbone, "power_iters": self.power_iters,
                 "power_tol": self.power_tol, "dtype": self.dtype,
                 "condition": self.protocol.condition,
                 "init": self.protocol.init if self.protocol.condition == "init" else None,

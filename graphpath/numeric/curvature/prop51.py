@@ -32,7 +32,7 @@ from graphpath.numeric.metrics import power_iteration
 from graphpath.numeric.norm import TrainNorm
 from graphpath.numeric.scope import detected_blocks, sibling_entry, tensor_consumers
 
-__all__ = ["chain_bound", "prop51_chains", "residual_chains"]
+__all__ = ["chain_bound", "exit_gradients", "prop51_chains", "pullback_ratio", "residual_chains"]
 
 #: Block kinds whose exit is ``entry + branch(entry)``.
 RESIDUAL_KINDS = frozenset({"residual"})
@@ -108,7 +108,7 @@ def prop51_chains(ev: Any, model: LoadedModel, x0: Mapping[str, Any], params: Ma
         return ()
     boundary = sorted({t for c in chains for b in c for t in (b[1], b[2])})
     leaves = {t: v for t, v in boundary_values(ev, x0, params, heads, boundary, train_norm).items()}
-    grads = _exit_gradients(ev, x0, params, heads, cotangent, [c[-1][2] for c in chains], train_norm)
+    grads = exit_gradients(ev, x0, params, heads, cotangent, [c[-1][2] for c in chains], train_norm)
     out = []
     for ci, chain in enumerate(chains):
         branches = []
@@ -131,14 +131,7 @@ def prop51_chains(ev: Any, model: LoadedModel, x0: Mapping[str, Any], params: Ma
             branches.append(ChainBranch(bname, entry, exit_, est.sigma, est.iterations, est.last_change,
                                         est.last_change < tol))
         f0, fl = chain[0][1], chain[-1][2]
-        u = grads[fl]
-
-        def through(v: Any, f0: str = f0, fl: str = fl) -> Any:
-            return ev(x0, params, outputs=[fl], replace={f0: v}, train_norm=train_norm)[fl]
-
-        w = torch.func.vjp(through, leaves[f0].detach())[1](u)[0]
-        un = float(u.double().norm())
-        ratio = float(w.double().norm()) / un if un > 0 else math.nan
+        ratio = pullback_ratio(ev, x0, params, f0, fl, leaves[f0], grads[fl], train_norm)
         name = chain[0][0] if len(chain) == 1 else f"{chain[0][0]} … {chain[-1][0]}"
         out.append(chain_bound(name, seed, branches, ratio))
     return tuple(out)
@@ -154,9 +147,24 @@ def boundary_values(ev: Any, x0: Mapping[str, Any], params: Mapping[str, Any], h
     return {t: out[t] for t in tensors}
 
 
-def _exit_gradients(ev: Any, x0: Mapping[str, Any], params: Mapping[str, Any], heads: Sequence[str],
-                    cotangent: Mapping[str, Any], exits: Sequence[str], train_norm: TrainNorm | None) -> dict[str, Any]:
-    """``∂L/∂F`` at each chain exit for the probe ``L = Σ⟨c, head⟩`` (whole network)."""
+def pullback_ratio(ev: Any, x0: Mapping[str, Any], params: Mapping[str, Any], f0: str, fl: str, at: Any, u: Any,
+                   train_norm: TrainNorm | None) -> float:
+    """``‖(∂F_L/∂F₀)ᵀ u‖ / ‖u‖``: the gradient ``u`` at tensor ``fl`` pulled back to tensor
+    ``f0`` (whose forward value is ``at``) through the subgraph between them alone; side inputs
+    into that subgraph other than ``f0`` are held at their forward values."""
+    import torch
+
+    def through(v: Any) -> Any:
+        return ev(x0, params, outputs=[fl], replace={f0: v}, train_norm=train_norm)[fl]
+
+    w = torch.func.vjp(through, at.detach())[1](u)[0]
+    un = float(u.double().norm())
+    return float(w.double().norm()) / un if un > 0 else math.nan
+
+
+def exit_gradients(ev: Any, x0: Mapping[str, Any], params: Mapping[str, Any], heads: Sequence[str],
+                   cotangent: Mapping[str, Any], exits: Sequence[str], train_norm: TrainNorm | None) -> dict[str, Any]:
+    """``∂L/∂F`` at each tensor of ``exits`` for the probe ``L = Σ⟨c, head⟩`` (whole network)."""
     import torch
 
     zeros = {t: torch.zeros(ev.shapes[t], device=ev.device, dtype=ev.dtype, requires_grad=True) for t in exits}

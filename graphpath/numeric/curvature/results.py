@@ -198,6 +198,7 @@ class SeedCurvature:
     gd: tuple[GDRun, ...]
     prop51: tuple[Prop51Chain, ...]
     loss_at_point: float
+    backbone_ratio: float | None = None
 
     @property
     def lambda_max(self) -> float:
@@ -221,7 +222,8 @@ class SeedCurvature:
                 "trace": None if self.trace is None else self.trace.to_dict(),
                 "density": None if self.density is None else self.density.to_dict(),
                 "gd": [g.to_dict() for g in self.gd], "prop51": [c.to_dict() for c in self.prop51],
-                "loss_at_point": _f(self.loss_at_point)}
+                "loss_at_point": _f(self.loss_at_point),
+                "backbone_ratio": None if self.backbone_ratio is None else _f(self.backbone_ratio)}
 
 
 @dataclass(frozen=True)
@@ -241,8 +243,11 @@ class CurvatureReport:
         norm: where train-mode BatchNorm was restored (the ``NormPlan``'s reason).
         parity_max_rel: the evaluator against onnxruntime at the heads (own weights).
         seeds: the repetitions.
-        intervals: ``lambda_max``, ``predicted_lr``, ``trace``, ``lambda_min`` over the seeds.
+        intervals: ``lambda_max``, ``predicted_lr``, ``trace``, ``lambda_min``,
+            ``backbone_ratio`` over the seeds.
         prop51: one summary per residual chain.
+        backbone: the backbone's structure in one line (its path type, blocks and path
+            multiplicities, and the rule that found its exit), when ``options.backbone``.
         timings: seconds per step.
     """
 
@@ -261,6 +266,7 @@ class CurvatureReport:
     seeds: tuple[SeedCurvature, ...]
     intervals: dict[str, Interval]
     prop51: tuple[Prop51Summary, ...] = ()
+    backbone: str | None = None
     timings: dict[str, float] = field(default_factory=dict, compare=False)
 
     @property
@@ -283,6 +289,7 @@ class CurvatureReport:
             "parity_max_rel": _f(self.parity_max_rel), "seeds": [s.to_dict() for s in self.seeds],
             "intervals": {k: v.to_dict() for k, v in sorted(self.intervals.items())},
             "prop51": [p.to_dict() for p in self.prop51],
+            "backbone": self.backbone,
         }
         if timings:
             out["timings"] = dict(self.timings)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from graphpath import onnx_io
+from graphpath.blocks.backbone import find_backbone
 from graphpath.errors import GraphpathError
 from graphpath.model.loaded import LoadedModel
 from graphpath.numeric.curvature.options import CurvatureOptions
@@ -98,7 +99,12 @@ def run_curvature(model: LoadedModel | str | os.PathLike[str], options: Curvatur
     import torch
 
     from graphpath.numeric.curvature import operators as ops
-    from graphpath.numeric.curvature.prop51 import prop51_chains, residual_chains
+    from graphpath.numeric.curvature.prop51 import (
+        exit_gradients,
+        prop51_chains,
+        pullback_ratio,
+        residual_chains,
+    )
     from graphpath.numeric.evaluator.core import Evaluator, check_parity
     from graphpath.numeric.norm import resolve_norm
     from graphpath.numeric.reinit import init_parameters
@@ -147,10 +153,14 @@ def run_curvature(model: LoadedModel | str | os.PathLike[str], options: Curvatur
     own = {k: v.detach().clone() for k, v in named.items()}
     params = list(ev.params.values())
     chains = residual_chains(loaded, lambda t: t in in_scope) if opts.prop51 else []
+    backbone = find_backbone(loaded.layers, loaded.blocks) if opts.backbone else None
+    if backbone is not None and not (backbone.stem_tensor in in_scope and backbone.exit_tensor in in_scope):
+        backbone = None  # the backbone's ends are not both in the heads' evaluated scope
     lap("load")
 
     per_gd = len(opts.gd_factors) if opts.loss == "distill" and opts.gd_check else 0
-    total = len(seeds) * (1 + (opts.loss == "probe") + opts.trace + opts.density + per_gd + bool(chains))
+    total = len(seeds) * (1 + (opts.loss == "probe") + opts.trace + opts.density + per_gd + bool(chains)
+                          + (backbone is not None))
     done = 0
 
     def tick(label: str) -> None:
@@ -217,10 +227,21 @@ def run_curvature(model: LoadedModel | str | os.PathLike[str], options: Curvatur
                                 tol=opts.power_tol, train_norm=train_norm)
             tick(f"seed {seed}: Prop 5.1")
             lap("prop51")
+        backbone_ratio = None
+        if backbone is not None:
+            feed = {n: torch.from_numpy(a) for n, a in arrays.items()}
+            base = {k: p.detach() for k, p in named.items()}
+            stem, top_end = backbone.stem_tensor, backbone.exit_tensor
+            u = exit_gradients(ev, feed, base, heads, cot, [top_end], train_norm)[top_end]
+            with torch.no_grad():
+                at = ev(feed, base, outputs=list(heads), capture=[stem], train_norm=train_norm)[stem]
+            backbone_ratio = pullback_ratio(ev, feed, base, stem, top_end, at, u, train_norm)
+            tick(f"seed {seed}: backbone")
+            lap("backbone")
         with torch.no_grad():
             at_point = float(torch.nn.functional.mse_loss(module(x), f0)) if opts.loss == "distill" else \
                 float((module(x) * target).sum())
-        results.append(SeedCurvature(seed, top, bottom, trace, dens, gd, p51, at_point))
+        results.append(SeedCurvature(seed, top, bottom, trace, dens, gd, p51, at_point, backbone_ratio))
     with torch.no_grad():
         for k, p in named.items():
             p.copy_(own[k])
@@ -235,6 +256,9 @@ def run_curvature(model: LoadedModel | str | os.PathLike[str], options: Curvatur
     if opts.trace:
         intervals["trace"] = interval([r.trace.mean for r in results if r.trace is not None], log=False,
                                       over="seeds")
+    ratios = [r.backbone_ratio for r in results if r.backbone_ratio is not None]
+    if ratios and len(ratios) == len(results) and all(v > 0 and math.isfinite(v) for v in ratios):
+        intervals["backbone_ratio"] = interval(ratios, log=True, over="seeds")
     timings["total"] = time.perf_counter() - start
     return CurvatureReport(
         model=loaded.name, options=opts, loss_definition=LOSS_DEFINITIONS[opts.loss],
@@ -243,4 +267,6 @@ def run_curvature(model: LoadedModel | str | os.PathLike[str], options: Curvatur
         device=str(ev.device), dtype=opts.dtype, input_shapes=dict(ev.input_shapes), heads=tuple(heads),
         outputs=int(f0.numel()), parameters=sum(int(p.numel()) for p in params), norm=f"{plan.mode}: {plan.reason}",
         parity_max_rel=parity.max_rel, seeds=tuple(results), intervals=intervals,
-        prop51=_summaries([c for r in results for c in r.prop51]), timings=timings)
+        prop51=_summaries([c for r in results for c in r.prop51]),
+        backbone=None if backbone is None else f"{backbone.describe()}; exit: {backbone.rule}",
+        timings=timings)
