@@ -45,6 +45,7 @@ try:
 except ImportError as exc:  # the torch extra is optional
     raise MissingExtraError("torch", "torch", "the numeric backward pass") from exc
 
+from graphpath.numeric.evaluator.ops_common import int_attr
 from graphpath.numeric.evaluator.ops_quant import OUTPUT_GRIDS, QUANT_OPS, dequantize_weights, passthrough
 from graphpath.numeric.evaluator.ops_torch import (
     FOLD_ONLY,
@@ -297,7 +298,9 @@ class Evaluator(nn.Module):
         # DequantizeLinear of an initializer leaves the schedule (its output is the parameter).
         after = _scales_after(graph, order, arrays)
         dequantized = dequantize_weights(
-            [(n, graph.op(n).op_type, graph.op(n).inputs, int(graph.op(n).attrs.get("axis", 1))) for n in order],
+            [(n, graph.op(n).op_type, graph.op(n).inputs,
+              int_attr(graph.op(n).attrs, "axis", 1, f"{graph.op(n).op_type} node {n!r}")
+              if graph.op(n).op_type in ("DequantizeLinear", "QuantizeLinear") else 1) for n in order],
             arrays, {n: v[0] for n, v in after.items()})
         extra_attrs = {m: {"graphpath_passthrough": pos} for _, m, pos in after.values()}
         order = [n for n in order if n not in dequantized]
@@ -705,7 +708,7 @@ def check_parity(evaluator: Evaluator, model: LoadedModel | None = None,
         steps = evaluator._schedule((n,), frozenset())[0]
         selecting = sorted({s.node.op_type for s in steps} & _SELECTION_OPS)
         if not res.ok and selecting:
-            picked = {evaluator.shapes[s.node.outputs[0]][int(s.node.attrs.get("axis", -1))]
+            picked = {evaluator.shapes[s.node.outputs[0]][s.node.i("axis", -1)]
                       for s in steps if s.node.op_type == "TopK"}
             with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # inf/NaN: a failed comparison
                 reordered = _compare_up_to_order(n, got.to(torch.float64).numpy(), np.asarray(r), rtol, atol,

@@ -77,10 +77,13 @@ class Node:
         return GraphpathError(f"{self.op_type} node {self.name!r}: {what}")
 
     def i(self, key: str, default: int) -> int:
-        return int(self.attrs.get(key, default))
+        return int_attr(self.attrs, key, default, f"{self.op_type} node {self.name!r}")
 
     def f(self, key: str, default: float) -> float:
-        return float(self.attrs.get(key, default))
+        value = self.attrs.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(f"attribute {key!r} must be a float, got {type(value).__name__}")
+        return float(value)
 
     def s(self, key: str, default: str) -> str:
         value = self.attrs.get(key, default)
@@ -88,7 +91,12 @@ class Node:
 
     def ints(self, key: str) -> list[int] | None:
         value = self.attrs.get(key)
-        return None if value is None else [int(v) for v in np.asarray(value).reshape(-1)]
+        if value is None:
+            return None
+        arr = np.asarray(value)
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise self.fail(f"attribute {key!r} must be a list of ints, got {type(value).__name__}")
+        return [int(v) for v in arr.reshape(-1)]
 
     def has(self, pos: int) -> bool:
         return len(self.inputs) > pos and bool(self.inputs[pos])
@@ -159,3 +167,16 @@ def conv(node: Node, xs: list[Any]) -> OpResult:
         x, padding = pad_trailing_dims(x, pads, 0.0), [0] * nd
     fn = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
     return fn(x, w, b, strides, padding, dil, node.i("group", 1))
+
+
+def int_attr(attrs: Mapping[str, Any], key: str, default: int, where: str) -> int:
+    """An integer attribute, or a :class:`GraphpathError` naming ``where`` when the model gives
+    it another type (a list, a string, a tensor).
+
+    >>> int_attr({"axis": 2}, "axis", 1, "Concat node 'c'"), int_attr({}, "axis", 1, "Concat node 'c'")
+    (2, 1)
+    """
+    value = attrs.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise GraphpathError(f"{where}: attribute {key!r} must be an int, got {type(value).__name__}")
+    return int(value)
