@@ -23,11 +23,16 @@ from graphpath.formats import format_names
 LOSSES = ("distill", "probe")
 
 
+def require_curvature_extra() -> None:
+    """The install hint (exit 2) when torch or curvlinops is missing, before anything heavy."""
+    for module in ("torch", "curvlinops"):
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtraError(module, "curvature", "the curvature measurement")
+
+
 def curvature_options(**values: Any) -> Any:
     """:class:`CurvatureOptions` from the parsed flags (the install hint before anything heavy)."""
-    for module, extra in (("torch", "curvature"), ("curvlinops", "curvature")):
-        if importlib.util.find_spec(module) is None:
-            raise MissingExtraError(module, extra, "the curvature measurement")
+    require_curvature_extra()
     from graphpath.numeric.curvature import CurvatureOptions
     from graphpath.numeric.options import BackwardOptions
 

@@ -36,13 +36,19 @@ from graphpath.formats import format_names
 @click.option("--numeric/--no-numeric", default=False, show_default=True,
               help="Also run the numeric backward pass (needs the torch extra) for the measured columns "
                    "and verdicts; without it the verdict column says 'not measured'.")
+@click.option("--curvature/--no-curvature", default=False, show_default=True,
+              help="Also measure curvature (implies --numeric; needs the curvature extra): λ_max of the distill "
+                   "GGN, 2/λ_max, an 8-sample Hutchinson trace, the GD check, the spectral density (HTML plot), "
+                   "Prop 5.1 per residual chain and the backbone ratio, with the seed's §18.3 and G.6 tables. "
+                   "Minutes per model and seed.")
 @registry_options
 @condition_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @click.pass_context
 def report(ctx: click.Context, models: tuple[Path, ...], fmt: str | None, output: Path | None, numeric: bool,
-           exclude: tuple[str, ...], executor: str, jobs: int, timeout_per_model: float, memory_per_model: str,
-           device: str, cache_dir: Path | None, no_cache: bool, quiet: bool, **condition: Any) -> None:
+           curvature: bool, exclude: tuple[str, ...], executor: str, jobs: int, timeout_per_model: float,
+           memory_per_model: str, device: str, cache_dir: Path | None, no_cache: bool, quiet: bool,
+           **condition: Any) -> None:
     """The stability table of MODEL...: generation, main blocks, gradient paths, measured
     gradient ratio and block gains, verdict, and the seed's claim beside it.
 
@@ -60,10 +66,19 @@ def report(ctx: click.Context, models: tuple[Path, ...], fmt: str | None, output
 
     fmt = fmt or format_for(output)
     paths = expand_inputs(models, exclude)
+    curvature_opts = None
+    if curvature:
+        from graphpath.cli.curvature import require_curvature_extra
+
+        require_curvature_extra()
+        from graphpath.numeric.curvature import CurvatureOptions
+
+        numeric, curvature_opts = True, CurvatureOptions.for_table()
     options = backward_options(device=device, **condition) if numeric else None
     run_on = make_run_executor(executor, jobs, timeout_per_model, memory_per_model)
     with progress_reporter(len(paths), quiet=quiet) as progress:
-        table, results = report_table(paths, numeric=numeric, backward_options=options, executor=run_on,
+        table, results = report_table(paths, numeric=numeric, backward_options=options, curvature=curvature_opts,
+                                      executor=run_on,
                                       cache=make_cache(cache_dir, no_cache), progress=progress)
     refuse_if_nothing_analysed(results)
     write_output(get_renderer("table", fmt)(table), output)

@@ -48,6 +48,8 @@ class ModelPlot:
         style: ``line`` (joined points) or ``markers`` (one marker per point, e.g. blocks).
         reference: a horizontal reference line (``None``: none).
         measured: needs the numeric pass (a static table says so instead of drawing it).
+        needs: the flag a static table names for it (``None``: not named, e.g. a plot that
+            only ``--curvature`` fills).
     """
 
     key: str
@@ -60,6 +62,7 @@ class ModelPlot:
     style: Literal["line", "markers"] = "line"
     reference: float | None = None
     measured: bool = True
+    needs: str | None = "--numeric"
 
 
 def _gains(row: StabilityRow) -> Points:
@@ -74,6 +77,9 @@ MODEL_PLOTS: tuple[ModelPlot, ...] = (
               "depth (weighted units from the input)", "average channel variance", lambda r: r.signal),
     ModelPlot("gains", "Per-block gradient gain", "block (topological order)", "‖∂L/∂entry‖ / ‖∂L/∂exit‖",
               _gains, band=False, style="markers", reference=1.0),
+    ModelPlot("spectrum", "Spectral density of the distill GGN (stochastic Lanczos quadrature, first seed)",
+              "eigenvalue λ", "density p(λ)", lambda r: r.curvature.density if r.curvature is not None else (),
+              band=False, needs=None),
     ModelPlot("lengths", "Gradient-path length distribution", "path length (weighted units)",
               "log2(number of paths)", lambda r: r.path_lengths, log_y=False, measured=False),
 )

@@ -43,12 +43,15 @@ class Job:
         blocks: block detection (audit only; the report always detects blocks).
         backward_options: :class:`~graphpath.numeric.options.BackwardOptions` of the numeric
             pass (``None``: its defaults).
+        curvature: :class:`~graphpath.numeric.curvature.CurvatureOptions` of ``report
+            --curvature`` (report with ``numeric`` only; ``None``: no curvature).
     """
 
     kind: Literal["report", "audit"]
     numeric: bool = False
     blocks: bool = True
     backward_options: Any = None
+    curvature: Any = None
 
     @property
     def device(self) -> str:
@@ -80,6 +83,11 @@ class Job:
             except OSError:
                 return None
         out["options"] = json.loads(json.dumps(fields, default=_plain, sort_keys=True))
+        if self.curvature is not None:
+            cfields = {f.name: getattr(self.curvature, f.name) for f in dataclasses.fields(self.curvature)
+                       if f.name != "protocol"}
+            out["curvature"] = json.loads(json.dumps(cfields, default=_plain, sort_keys=True))
+            out["engines_curvature"] = {name: _version(name) for name in ("curvlinops-for-pytorch", "scipy")}
         out["engines"] = {name: _version(name) for name in ("torch", "onnxruntime", "onnxruntime-training")}
         return out
 
@@ -114,8 +122,9 @@ def file_digest(path: Path) -> str:
 def encode_row(row: StabilityRow) -> dict[str, Any]:
     """A stability row as JSON-ready data that :func:`decode_row` turns back into an equal row
     (its detected blocks included, which the HTML report draws)."""
-    out = dataclasses.asdict(dataclasses.replace(row, blocks=(), intervals=()))
+    out = dataclasses.asdict(dataclasses.replace(row, blocks=(), intervals=(), curvature=None))
     out["blocks"] = [b.to_dict() for b in row.blocks]
+    out["curvature"] = None if row.curvature is None else row.curvature.to_dict()
     out["intervals"] = [[key, dataclasses.asdict(iv)] for key, iv in row.intervals]
     return out
 
@@ -152,6 +161,10 @@ def decode_row(data: Mapping[str, Any]) -> StabilityRow:
         d["ratio_interval"] = interval(d["ratio_interval"])
     d["intervals"] = tuple((key, interval(iv)) for key, iv in d["intervals"])
     d["blocks"] = tuple(_decode_block(b) for b in d["blocks"])
+    if d["curvature"] is not None:
+        from graphpath.stability.curvature import CurvatureCells
+
+        d["curvature"] = CurvatureCells.from_dict(d["curvature"])
     return StabilityRow(**d)
 
 
@@ -195,7 +208,8 @@ def compute(path: str, job: Job) -> dict[str, Any]:
     if job.kind == "report":
         from graphpath.stability.table import model_row
 
-        row, echo = model_row(path, numeric=job.numeric, backward_options=job.backward_options)
+        row, echo = model_row(path, numeric=job.numeric, backward_options=job.backward_options,
+                              curvature=job.curvature)
         return {"row": encode_row(row), "options": echo}
     from graphpath.audit.run import model_report
 

@@ -140,15 +140,18 @@ def _failure_text(failure: Failure) -> str:
 
 
 def report_table(paths: Sequence[str | os.PathLike[str]], *, numeric: bool = False, backward_options: Any = None,
-                 executor: Executor | None = None, cache: ResultCache | None = None,
+                 curvature: Any = None, executor: Executor | None = None, cache: ResultCache | None = None,
                  progress: Progress | None = None) -> tuple[StabilityTable, Results]:
     """The stability table of ``paths`` (as :func:`graphpath.stability.table.report_models`
     builds it: generation order, ties in input order, models named by :func:`model_labels`) and
-    the run's results; a failed model is a row that says why (verdict ``n/a``)."""
+    the run's results; a failed model is a row that says why (verdict ``n/a``). ``curvature``
+    (:class:`~graphpath.numeric.curvature.CurvatureOptions`, with ``numeric``) adds each row's
+    curvature cells."""
     from graphpath.registry.jobs import decode_row
     from graphpath.stability.table import failed_row, make_table, model_labels
 
-    job = Job("report", numeric=numeric, backward_options=backward_options)
+    job = Job("report", numeric=numeric, backward_options=backward_options,
+              curvature=curvature if numeric else None)
     results = run_models(paths, job, executor=executor, cache=cache, progress=progress)
     labels = model_labels(list(results.paths))
     rows = []
@@ -162,6 +165,8 @@ def report_table(paths: Sequence[str | os.PathLike[str]], *, numeric: bool = Fal
         rows.append(replace(decode_row(record["row"]), model=label))
         if record.get("options") is not None:
             echo = dict(record["options"])
+    if job.curvature is not None and echo:
+        echo["curvature"] = job.curvature.summary()
     return make_table(rows, numeric=numeric, numeric_options=echo), results
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from graphpath.numeric.intervals import STRADDLES
 from graphpath.paths.counts import ROUND as PATH_ROUND
 from graphpath.report import Report, round_float
+from graphpath.stability.curvature import CurvatureCells, sections
 from graphpath.stability.seed_claims import (
     GENERATION_ORDER,
     INCONCLUSIVE,
@@ -117,6 +118,7 @@ class StabilityRow:
         numeric_error: why the numeric pass gave nothing for this model.
         blocks: the detected blocks (a forest, in the report's order) for the HTML report's
             block map; not in :meth:`to_dict` (``graphpath blocks --format json`` has them).
+        curvature: the curvature cells (``report --curvature``), else ``None``.
     """
 
     model: str
@@ -150,6 +152,7 @@ class StabilityRow:
     signal: tuple[tuple[int, float], ...] = ()
     intervals: tuple[tuple[str, Interval], ...] = ()
     blocks: tuple[BlockMatch, ...] = field(default=(), compare=False, repr=False)
+    curvature: CurvatureCells | None = None
 
     def interval_of(self, key: str) -> Interval | None:
         """The interval over seeds behind a measured cell (``ratio``, ``min_block_gain``,
@@ -200,7 +203,34 @@ class StabilityRow:
             out["ratio_interval"] = _interval_dict(self.ratio_interval)
         if self.intervals:  # the other measured cells, over seeds
             out["intervals"] = {k: _interval_dict(iv) for k, iv in self.intervals}
+        if self.curvature is not None:  # report --curvature
+            out["curvature"] = _no_nan(self.curvature.to_dict())
         return out
+
+    def curvature_cell(self, key: str) -> str:
+        """A curvature column's text (``-`` without a measurement)."""
+        c = self.curvature
+        if c is None:
+            return "-"
+        if key == "gd_check":
+            return c.gd_text()
+        iv = {"lambda_max": c.lambda_max, "predicted_lr": c.predicted_lr, "trace": c.trace}[key]
+        if iv is None or not math.isfinite(iv.mean):
+            return "n/a"
+        if iv.n == 1 or not (math.isfinite(iv.low) and math.isfinite(iv.high)):
+            return f"{iv.mean:.3g}"
+        return f"{iv.mean:.3g} [{iv.low:.3g}, {iv.high:.3g}]"
+
+
+def _no_nan(value: Any) -> Any:
+    """``value`` with non-finite floats as ``None`` (JSON has none)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_nan(v) for v in value]
+    return value
 
 
 def _interval_dict(iv: Interval) -> dict[str, Any]:
@@ -405,6 +435,9 @@ class StabilityTable:
         """The ``(key, header)`` columns the text, Markdown and HTML renderers show: all of
         :data:`COLUMNS` when measured, else without the measured ones (all ``n/a``)."""
         if self.numeric:
+            if any(r.curvature is not None for r in self.rows):
+                cut = [k for k, _ in COLUMNS].index("verdict")
+                return COLUMNS[:cut] + CURVATURE_COLUMNS + COLUMNS[cut:]
             return COLUMNS
         return tuple(c for c in COLUMNS if c[0] not in MEASURED_COLUMNS)
 
@@ -471,6 +504,10 @@ class StabilityTable:
                      "comparison": [c.to_dict() for c in self.seed_comparison()]},
             "rows": [r.to_dict() for r in self.rows],
         }
+        tables = sections(self.rows)
+        if tables:  # report --curvature
+            out["curvature_tables"] = [{"title": t.title, "intro": t.intro, "head": list(t.head),
+                                        "body": [list(r) for r in t.body]} for t in tables]
         ra = self.rank_agreement() if self.numeric else None
         if ra is not None:  # absent without repeated measurements
             out["rank_agreement"] = {"rho": _r6(_finite(ra.rho)), "low": _r6(_finite(ra.low)),
@@ -541,15 +578,39 @@ def model_labels(paths: Sequence[str]) -> list[str]:
             depth[i] += 1
 
 
-def model_row(path: str | os.PathLike[str], *, numeric: bool = False,
-              backward_options: Any = None) -> tuple[StabilityRow, dict[str, Any] | None]:
+def with_curvature(row: StabilityRow, model: LoadedModel, backward_options: Any, curvature: Any) -> StabilityRow:
+    """``row`` with its curvature cells: :func:`graphpath.numeric.curvature.run_curvature` on
+    ``model`` with ``curvature`` (:class:`~graphpath.numeric.curvature.CurvatureOptions`) under
+    the numeric pass's protocol (condition, init, norm, seeds). A curvature failure leaves the
+    cells out and says why in the key reason; a missing extra raises."""
+    import dataclasses
+
+    from graphpath.errors import GraphpathError, MissingExtraError
+    from graphpath.numeric.curvature import run_curvature
+    from graphpath.numeric.options import BackwardOptions
+    from graphpath.stability.curvature import curvature_cells
+
+    protocol = backward_options if backward_options is not None else BackwardOptions()
+    try:
+        report = run_curvature(model, dataclasses.replace(curvature, protocol=protocol))
+    except MissingExtraError:
+        raise
+    except GraphpathError as exc:
+        return dataclasses.replace(row, reason=f"{row.reason}; curvature not measured: {' '.join(str(exc).split())}")
+    return dataclasses.replace(row, curvature=curvature_cells(report))
+
+
+def model_row(path: str | os.PathLike[str], *, numeric: bool = False, backward_options: Any = None,
+              curvature: Any = None) -> tuple[StabilityRow, dict[str, Any] | None]:
     """One model's row, named by its file name, and the numeric options it was measured
     under (``None`` when no numeric pass ran or it failed): the unit of work that the
     registry runner (:mod:`graphpath.registry`) sends to a worker and caches.
 
     The file is parsed once for both passes. A numeric failure (unsupported op, parity refused)
     is recorded in the row (verdict ``n/a``); a static failure or a missing torch raises
-    :class:`~graphpath.errors.GraphpathError`.
+    :class:`~graphpath.errors.GraphpathError`. With ``curvature``
+    (:class:`~graphpath.numeric.curvature.CurvatureOptions`) and ``numeric``, the row also gets
+    its curvature cells (:func:`with_curvature`).
     """
     from graphpath import onnx_io
     from graphpath.analysis import analyze
@@ -565,7 +626,10 @@ def model_row(path: str | os.PathLike[str], *, numeric: bool = False,
         raise
     except GraphpathError as exc:
         return build_row(rep, None, numeric_error=str(exc)), None
-    return build_row(rep, num), num.options.echo()
+    row = build_row(rep, num)
+    if curvature is not None:
+        row = with_curvature(row, model, backward_options, curvature)
+    return row, num.options.echo()
 
 
 def failed_row(label: str, why: str, *, generation: str = "unknown") -> StabilityRow:
@@ -686,6 +750,16 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("reason", "key reason"),
 )
 
+#: The curvature columns (``report --curvature``), before the verdict.
+CURVATURE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("lambda_max", "λ_max"),
+    ("predicted_lr", "2/λ_max"),
+    ("trace", "trace"),
+    ("gd_check", "GD check"),
+)
+
+CURVATURE_KEYS = frozenset(k for k, _ in CURVATURE_COLUMNS)
+
 #: The columns that only the numeric pass fills (left out of static renderings).
 MEASURED_COLUMNS: tuple[str, ...] = ("ratio", "min_block_gain", "max_block_gain", "max_block_jacobian",
                                      "dead_fraction", "seed_agreement")
@@ -701,6 +775,8 @@ def cell(row: StabilityRow, key: str) -> str:
     measured column that was not measured reads ``n/a``, another missing value ``-``, the
     verdicts their labels, path counts as log10 with two decimals, other floats with three
     significant digits."""
+    if key in CURVATURE_KEYS:
+        return row.curvature_cell(key)
     v = getattr(row, key)
     if key == "verdict":
         return row.verdict_label

@@ -85,6 +85,33 @@ class CurvatureOptions:
         if any(f <= 0 for f in self.gd_factors):
             raise GraphpathError("GD factors must be positive")
 
+    @classmethod
+    def for_table(cls) -> CurvatureOptions:
+        """What ``report --curvature`` measures per model: λ_max (top 1), an 8-sample trace, a
+        16-vector density, the GD check, Prop 5.1 and the backbone ratio (the protocol comes
+        from the numeric pass)."""
+        return cls(top_k=1, trace=True, trace_samples=8, density=True, density_ncv=16, gd_check=True,
+                   prop51=True, power_iters=20, backbone=True)
+
+    def summary(self) -> str:
+        """The measures in one line (the stability table's header).
+
+        >>> CurvatureOptions(top_k=1, trace=True, trace_samples=8).summary()
+        'loss distill, top-1 eigsh tol 0.001, Hutchinson trace 8 samples'
+        """
+        parts = [f"loss {self.loss}", f"top-{self.top_k} eigsh tol {self.eig_tol:g}"]
+        if self.trace:
+            parts.append(f"Hutchinson trace {self.trace_samples} samples")
+        if self.density:
+            parts.append(f"SLQ density {self.density_ncv} Lanczos vectors")
+        if self.gd_check:
+            parts.append(f"GD at {'/'.join(f'{f:g}' for f in self.gd_factors)}×2/λ_max, {self.gd_steps} steps")
+        if self.prop51:
+            parts.append(f"Prop 5.1 power iteration ≤ {self.power_iters} its, tol {self.power_tol:g}")
+        if self.backbone:
+            parts.append("backbone ratio")
+        return ", ".join(parts)
+
     def echo(self) -> dict[str, Any]:
         """The options as the report states them."""
         return {"loss": self.loss, "top_k": self.top_k, "eig_tol": self.eig_tol, "max_matvecs": self.max_matvecs,
