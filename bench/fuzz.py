@@ -1,7 +1,7 @@
 """The fuzzing campaign: hostile models through every command, and the table of what happened.
 
     python bench/fuzz.py [--cases 10000] [--seed 0] [--jobs N] [--commands analyze,backward,...]
-                         [--classes bytes,external,...] [--subprocess] [--failures FILE]
+                         [--classes bytes,external,...] [--subprocess] [--failures FILE] [--only backward]
 
 Cases come from :mod:`tests.fuzz.cases` (seeded: case ``i`` of seed ``s`` is always the same
 model), round-robin over the mutation classes; commands are drawn with weights analyze 5,
@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--classes", default=",".join(MUTATIONS))
     ap.add_argument("--subprocess", action="store_true", help="python -m graphpath per case instead of a fork")
     ap.add_argument("--failures", type=Path, default=None, help="write the bad cases as JSON lines here")
+    ap.add_argument("--only", default="", metavar="COMMANDS",
+                    help="run only the cases of these commands from the same plan (a rerun after a fix that "
+                         "touched one command: case i is still case i)")
     args = ap.parse_args(argv)
     commands = [c for c in args.commands.split(",") if c]
     classes = [c for c in args.classes.split(",") if c]
@@ -86,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("bench/fuzz.py: torch is not installed; leaving backward out", file=sys.stderr)
             commands.remove("backward")
-    jobs = [(*job, args.seed, args.subprocess) for job in plan(args.cases, args.seed, commands, classes)]
+    only = {c for c in args.only.split(",") if c}
+    jobs = [(*job, args.seed, args.subprocess) for job in plan(args.cases, args.seed, commands, classes)
+            if not only or job[2] in only]
     outcomes: list[Outcome] = []
     t0 = time.monotonic()
     with ProcessPoolExecutor(args.jobs, initializer=preload, initargs=(commands,)) as pool:
