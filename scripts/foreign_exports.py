@@ -16,7 +16,8 @@ Routes (``build``), each written as ``OUT/<model>.<route>.onnx``:
 =============  ==============================================================================
 ``qdq``        ``quantize_static`` QDQ, int8 weights per-channel, uint8 activations, 2 seeded
                random calibration batches
-``qop``        ``quantize_static`` QOperator (QLinearConv + com.microsoft QLinear*), per-tensor
+``qop``        ``quantize_static`` QOperator (QLinearConv + com.microsoft QLinear*), per-tensor;
+               initializers that the export aliases through Identity nodes are copied back first
 ``dynamic``    ``quantize_dynamic`` (ConvInteger/MatMulInteger + DynamicQuantizeLinear), uint8
 ``fp16``       ``onnxconverter_common.float16.convert_float_to_float16`` (float16 inputs/outputs)
 ``onnxsim``    ``onnxsim.simplify``
@@ -153,6 +154,23 @@ def _strip(model: Any) -> Any:
     return model
 
 
+def _unalias(model: Any) -> Any:
+    """``model`` with every ``Identity`` of an initializer replaced by a copy of that
+    initializer under the Identity's output name (``None`` when there is none)."""
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    aliases = [n for n in g.node if n.op_type == "Identity" and n.input and n.input[0] in inits]
+    if not aliases:
+        return None
+    for n in aliases:
+        copy = type(inits[n.input[0]])()
+        copy.CopyFrom(inits[n.input[0]])
+        copy.name = n.output[0]
+        g.initializer.append(copy)
+        g.node.remove(n)
+    return model
+
+
 def build(out: Path, models: list[str]) -> dict[str, str]:
     """Write every route of every model; returns ``{file: "ok" | error line}``."""
     import onnx  # noqa: TID251 -- the build step runs in the tools' own venv, without graphpath
@@ -186,6 +204,17 @@ def _route(route: str, src: Path, dst: Path, versions: dict[str, str]) -> None:
         versions["onnxruntime"] = onnxruntime.__version__
         if route == "dynamic":
             quantize_dynamic(str(src), str(dst), weight_type=QuantType.QUInt8)
+        elif route == "qop" and _unalias(onnx.load(str(src))) is not None:
+            # onnxruntime's QOperator quantizer reads conv biases as initializers; TorchScript
+            # exports share equal tensors through Identity nodes: copy them back first
+            aliased = dst.with_suffix(".unaliased.onnx")
+            onnx.save(_unalias(onnx.load(str(src))), str(aliased))
+            try:
+                quantize_static(str(aliased), str(dst), _calibration(onnx.load(str(aliased))),
+                                quant_format=QuantFormat.QOperator, per_channel=False,
+                                weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+            finally:
+                aliased.unlink(missing_ok=True)
         else:
             quantize_static(str(src), str(dst), _calibration(onnx.load(str(src))),
                             quant_format=QuantFormat.QDQ if route == "qdq" else QuantFormat.QOperator,
