@@ -13,7 +13,8 @@ The block counts and facts in the Signals below are written from each family's m
   ``[x1, down(x2), up(x3)]`` and node x6 ``[x3, down(x4), down(x7)]``; 5 CSPStages; ZeroHead
   GFL box convs of 4 × 17 channels decoded by a softmax and a product with the bin values.
 * YOLO-World v8s: the v8 body (C2f, SPPF) and a class head that multiplies by the baked text
-  embeddings (an Einsum with a (1, classes, 512) constant) per level.
+  embeddings per level (ultralytics' export: a MatMul of the (1, classes, 512) text embeddings,
+  a Constant the graph expands and L2-normalises, with the 512-channel embedding conv's map).
 * YOLO26 n: C3k2 + C2PSA + SPPF, a decoupled head whose box convs emit 4 channels (no DFL).
 """
 
