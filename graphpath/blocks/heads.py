@@ -95,7 +95,8 @@ class HeadAnalysis:
 def is_dfl_conv(layers: LayerGraph, uid: str, graph: ModelGraph | None = None) -> bool:
     """The DFL's fixed conv: a 1×1 Conv to one channel whose input went through a softmax
     (the softmax over the bins is folded into the producer of the conv's input; with ``graph``
-    the folded ops are read, since a Split unit folds its cls branch's sigmoid too)."""
+    the folded ops are read, since a Split unit folds its cls branch's sigmoid too), or the
+    same projection as a product (:func:`graphpath.fingerprint.facts.dfl_product_bins`)."""
     unit = layers.unit(uid)
     if dfl_product_bins(layers, uid, graph):
         return True
@@ -429,9 +430,12 @@ class DecoupledHeadDetector:
 
 class DflDetector:
     """One DFL decode per detection output: box bins → softmax over the bins → a fixed 1×1
-    conv to one channel (the expected bin). DFL convs reaching the same outputs are one decode.
+    conv to one channel (the expected bin), or the same projection as a product with a
+    ``(bins, 1)`` vector (GFL's ``Integral``, DAMO-YOLO). DFL convs reaching the same outputs
+    are one decode.
 
-    Evidence: "softmax over N bins into a fixed 1x1 conv to one channel".
+    Evidence: "softmax over N bins into a fixed 1x1 conv to one channel" (or "… into a fixed
+    projection to one value (a product with the bin values)").
     """
 
     kind = "dfl"
