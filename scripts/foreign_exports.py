@@ -16,7 +16,8 @@ Routes (``build``), each written as ``OUT/<model>.<route>.onnx``:
 =============  ==============================================================================
 ``qdq``        ``quantize_static`` QDQ, int8 weights per-channel, uint8 activations, 2 seeded
                random calibration batches
-``qop``        ``quantize_static`` QOperator (QLinearConv + com.microsoft QLinear*), per-tensor
+``qop``        ``quantize_static`` QOperator (QLinearConv + com.microsoft QLinear*), per-tensor;
+               initializers that the export aliases through Identity nodes are copied back first
 ``dynamic``    ``quantize_dynamic`` (ConvInteger/MatMulInteger + DynamicQuantizeLinear), uint8
 ``fp16``       ``onnxconverter_common.float16.convert_float_to_float16`` (float16 inputs/outputs)
 ``onnxsim``    ``onnxsim.simplify``
@@ -53,6 +54,46 @@ BINS = ((0.0, 0.3), (0.3, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 1.01))
 #: 9 CSP; 4 EffectiveSE + 3 levels × 2 ESEAttn = 10 channel-attention gates; DFL over 17 bins).
 EXTRA = [{"name": "ppyoloe_plus_s", "file": "ppyoloe_plus_s.onnx", "generation": "ppyoloe",
           "block_counts": {"residual": 6, "csp": 9, "dfl": 1}}]
+
+#: Written by ``ultralytics`` and ``damo`` into OUT, with what each model's code defines:
+#:
+#: * YOLO26 n (ultralytics 8.4.190 ``cfg/models/26/yolo26.yaml``, scale n: depth 0.50 → every
+#:   ``C3k2`` repeat 2 → 1): 8 C3k2 (4 backbone, 4 head); 5 of them with ``c3k=True`` hold a C3k
+#:   (a C3 of 2 bottlenecks: ``csp``), the last (``attn=True``) a Bottleneck + PSABlock; C2PSA
+#:   with 1 PSABlock; SPPF(k=5, n=3, shortcut=True) whose input and output widths match, so it
+#:   adds its input (an identity shortcut). Residual adds: 2 (plain-bottleneck C3k2) + 5 × 2
+#:   (C3k) + 3 (attn C3k2: bottleneck + PSABlock's two) + 2 (C2PSA's PSABlock) + 1 (SPPF) = 18;
+#:   attention: 2 PSABlocks. Detect with ``reg_max: 1``: box convs of 4 channels and
+#:   ``nn.Identity`` for the DFL (no DFL), 3 levels; FPN 2 + PAN 2. The exporter's default
+#:   keeps the one-to-many head (``fuse`` drops the one-to-one copy); ``nms=False`` keeps the
+#:   one-to-one head and selects with TopK (no NMS op): ``one2one_head`` 1.
+#: * YOLOv8s-worldv2 (``cfg/models/v8/yolov8-worldv2.yaml``, scale s: depth 0.33): backbone
+#:   C2f repeats 3, 6, 6, 3 → 1, 2, 2, 1 bottlenecks with shortcut (6 residual adds), 4 C2f;
+#:   SPPF; neck of 4 C2fAttn (one bottleneck each, ``shortcut=False``, plus a max-sigmoid text
+#:   attention branch: no softmax attention and no graphpath block id, so they count in none of
+#:   these); WorldDetect: 3 levels of box branch (64 = 4 × 16 bins, DFL) beside an embedding
+#:   branch whose 512 channels are multiplied by the normalised text embeddings (BNContrastiveHead).
+#: * DAMO-YOLO T (``configs/damoyolo_tinynasL20_T.py``): TinyNAS_res backbone (Focus stem;
+#:   ResConvBlocks L = 2, 2, 2, 2, 1 whose stride-1 blocks add their input: 1 + 1 + 1 + 2 + 0 = 5
+#:   residual adds; SPPBottleneck 5 ‖ 9 ‖ 13 after the last stage: ``spp``), GiraffeNeckV2 (5
+#:   CSPStages of round(3 × depth 1.0) = 3 BasicBlock_3x3_Reverse with shortcut: 5 ``csp``, 15
+#:   residual adds; 2 three-input fusions), ZeroHead (``stacked_convs 0``: per level a 3×3 class
+#:   conv of 80 and a 3×3 box conv of 4 × 17 from the same feature: 3 decoupled levels; one
+#:   softmax-over-17-bins ``Integral`` projection: DFL 1). Residual: 5 + 15 = 20.
+EXTRA_FAMILIES = [
+    {"name": "yolo26n", "file": "yolo26n.onnx", "generation": "v26",
+     "block_counts": {"c3k2": 8, "csp": 5, "c2psa": 1, "sppf": 1, "residual": 18, "attention": 2,
+                      "decoupled_head": 3, "dfl": 0, "one2one_head": 0, "fpn": 2, "pan": 2}},
+    {"name": "yolo26n-e2e", "file": "yolo26n-e2e.onnx", "generation": "v26",
+     "block_counts": {"c3k2": 8, "csp": 5, "c2psa": 1, "sppf": 1, "residual": 18, "attention": 2,
+                      "decoupled_head": 3, "dfl": 0, "one2one_head": 1, "fpn": 2, "pan": 2}},
+    {"name": "yolov8s-worldv2", "file": "yolov8s-worldv2.onnx", "generation": "yoloworld",
+     "block_counts": {"c2f": 4, "residual": 6, "sppf": 1, "attention": 0, "decoupled_head": 3, "dfl": 1,
+                      "fpn": 2, "pan": 2}},
+    {"name": "damoyolo_t", "file": "damoyolo_tinynasL20_T.onnx", "generation": "damoyolo",
+     "block_counts": {"residual": 20, "csp": 5, "spp": 1, "sppcspc": 0, "decoupled_head": 3, "dfl": 1}},
+]
+EXTRA += EXTRA_FAMILIES
 
 
 def _manifest(out: Path | None = None) -> list[dict[str, Any]]:
@@ -113,6 +154,23 @@ def _strip(model: Any) -> Any:
     return model
 
 
+def _unalias(model: Any) -> Any:
+    """``model`` with every ``Identity`` of an initializer replaced by a copy of that
+    initializer under the Identity's output name (``None`` when there is none)."""
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    aliases = [n for n in g.node if n.op_type == "Identity" and n.input and n.input[0] in inits]
+    if not aliases:
+        return None
+    for n in aliases:
+        copy = type(inits[n.input[0]])()
+        copy.CopyFrom(inits[n.input[0]])
+        copy.name = n.output[0]
+        g.initializer.append(copy)
+        g.node.remove(n)
+    return model
+
+
 def build(out: Path, models: list[str]) -> dict[str, str]:
     """Write every route of every model; returns ``{file: "ok" | error line}``."""
     import onnx  # noqa: TID251 -- the build step runs in the tools' own venv, without graphpath
@@ -146,6 +204,17 @@ def _route(route: str, src: Path, dst: Path, versions: dict[str, str]) -> None:
         versions["onnxruntime"] = onnxruntime.__version__
         if route == "dynamic":
             quantize_dynamic(str(src), str(dst), weight_type=QuantType.QUInt8)
+        elif route == "qop" and _unalias(onnx.load(str(src))) is not None:
+            # onnxruntime's QOperator quantizer reads conv biases as initializers; TorchScript
+            # exports share equal tensors through Identity nodes: copy them back first
+            aliased = dst.with_suffix(".unaliased.onnx")
+            onnx.save(_unalias(onnx.load(str(src))), str(aliased))
+            try:
+                quantize_static(str(aliased), str(dst), _calibration(onnx.load(str(aliased))),
+                                quant_format=QuantFormat.QOperator, per_channel=False,
+                                weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+            finally:
+                aliased.unlink(missing_ok=True)
         else:
             quantize_static(str(src), str(dst), _calibration(onnx.load(str(src))),
                             quant_format=QuantFormat.QDQ if route == "qdq" else QuantFormat.QOperator,
@@ -342,6 +411,104 @@ def paddle(out: Path, detection: Path) -> Path:
     return dst.with_suffix(".onnx")
 
 
+def ultralytics(out: Path, imgsz: int = 320) -> list[Path]:
+    """YOLO26 n and YOLOv8s-worldv2 from Ultralytics' own model code (the package's
+    ``cfg/models`` YAMLs), random init (``torch.manual_seed(0)``), exported by Ultralytics'
+    exporter (ONNX, opset 17, static 320², no onnxslim). Nothing is downloaded
+    (``YOLO_OFFLINE=1``; a YAML builds without weights). Run with a Python that has ultralytics.
+
+    Three files: ``yolo26n`` (the exporter's default, the one-to-many head decoded without
+    TopK), ``yolo26n-e2e`` (``nms=False``: the end-to-end one-to-one head with TopK selection)
+    and ``yolov8s-worldv2`` (the text embeddings are the model's ``txt_feats`` placeholder,
+    ``torch.randn(1, 80, 512)`` at construction, baked into the graph as a constant; ``set_classes``
+    would need the CLIP weights, a download, so it is not called)."""
+    import os
+    import shutil
+    import tempfile
+
+    os.environ["YOLO_OFFLINE"] = "1"
+    import torch
+    from ultralytics import YOLO
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for cfg, name, extra in (("yolo26n.yaml", "yolo26n", {}), ("yolo26n.yaml", "yolo26n-e2e", {"nms": False}),
+                             ("yolov8s-worldv2.yaml", "yolov8s-worldv2", {})):
+        torch.manual_seed(0)
+        here = Path.cwd()
+        with tempfile.TemporaryDirectory() as tmp:
+            os.chdir(tmp)  # the exporter writes next to the YAML's name
+            try:
+                exported = YOLO(cfg).export(format="onnx", imgsz=imgsz, simplify=False, opset=17, dynamic=False,
+                                            **extra)
+            finally:
+                os.chdir(here)
+            dst = out / f"{name}.onnx"
+            shutil.move(str(Path(tmp) / exported), dst)
+        written.append(dst)
+    return written
+
+
+def damo(out: Path, repo: Path, config: str = "damoyolo_tinynasL20_T", imgsz: int = 320) -> Path:
+    """DAMO-YOLO from its own code (a repository snapshot's ``damo/`` and ``configs/``; the
+    package ``__init__`` files, which import the trainer and data pipeline, are not run):
+    ``configs/<config>.py`` built by ``damo.detectors.detector.build_local_model`` (TinyNAS_res
+    backbone + GiraffeNeckV2 + ZeroHead), random init (``torch.manual_seed(0)``), then what
+    ``tools/converter.py`` does before its export (SiLU swapped for its export form, RepConv
+    branches re-parameterised, ``head.nms = False``), TorchScript ONNX export (opset 13,
+    ``imgsz``²; the converter's optional onnxsim step is the ``onnxsim`` route here). Run with a
+    Python that has torch, plus easydict, loguru and tabulate for the config module.
+    ``damo.utils.boxes`` (NMS post-processing, torchvision ops) is not imported: the export
+    never runs it."""
+    import importlib
+    import importlib.util
+    import os
+    import types
+
+    import torch
+
+    sys.path.insert(0, str(repo))
+    for pkg in ("damo", "damo.base_models", "damo.utils"):
+        stub = types.ModuleType(pkg)
+        stub.__path__ = [str(repo / pkg.replace(".", "/"))]
+        sys.modules[pkg] = stub
+    utils = sys.modules["damo.utils"]
+    model_utils = importlib.import_module("damo.utils.model_utils")
+    utils.make_divisible = model_utils.make_divisible  # type: ignore[attr-defined]
+    # damo.utils.boxes (the NMS post-processing) needs torchvision's compiled ops; the export
+    # sets head.nms = False as tools/converter.py does, so it is never called
+    def postprocess(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("NMS post-processing is not part of the export")
+
+    utils.postprocess = postprocess  # type: ignore[attr-defined]
+    here = Path.cwd()
+    os.chdir(repo)  # the configs read their TinyNAS structure file relative to the checkout
+    try:
+        spec = importlib.util.spec_from_file_location("damo_config", repo / "configs" / f"{config}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        cfg = module.Config()
+    finally:
+        os.chdir(here)
+    ops = importlib.import_module("damo.base_models.core.ops")
+    detector = importlib.import_module("damo.detectors.detector")
+    torch.manual_seed(0)
+    model = detector.build_local_model(cfg, "cpu")
+    model.eval()
+    model = model_utils.replace_module(model, torch.nn.SiLU, ops.SiLU)
+    for layer in model.modules():
+        if isinstance(layer, ops.RepConv):
+            layer.switch_to_deploy()
+    model.head.nms = False
+    out.mkdir(parents=True, exist_ok=True)
+    dst = out / f"{config}.onnx"
+    x = torch.rand(1, 3, imgsz, imgsz)
+    model(x)
+    torch.onnx.export(model, (x,), str(dst), input_names=["images"], opset_version=13, dynamo=False)
+    return dst
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="step", required=True)
@@ -357,7 +524,19 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("paddle", help="PP-YOLOE+ s from a PaddleDetection snapshot (run with paddle's Python)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--detection", type=Path, required=True, help="PaddleDetection checkout (ppdet/, configs/)")
+    u = sub.add_parser("ultralytics", help="YOLO26 n and YOLOv8s-worldv2 from Ultralytics' YAMLs (its Python)")
+    u.add_argument("--out", type=Path, required=True)
+    d = sub.add_parser("damo", help="DAMO-YOLO from a DAMO-YOLO snapshot (a Python with torch)")
+    d.add_argument("--out", type=Path, required=True)
+    d.add_argument("--repo", type=Path, required=True, help="DAMO-YOLO checkout (damo/, configs/)")
+    d.add_argument("--config", default="damoyolo_tinynasL20_T", help="configs/<name>.py")
     args = parser.parse_args(argv)
+    if args.step == "ultralytics":
+        print("\n".join(str(p) for p in ultralytics(args.out)))
+        return 0
+    if args.step == "damo":
+        print(damo(args.out, args.repo.resolve(), args.config))
+        return 0
     if args.step == "paddle":
         print(paddle(args.out, args.detection))
         return 0

@@ -2,7 +2,8 @@
 CSPDarknet stage) and the C2f family ``c2f``, ``c3k2``, ``c2fcib``.
 
 ``csp``: from one input, ``conv 1×1 → body`` ‖ ``conv 1×1`` (bypass) → cat of the two →
-``conv 1×1``. The body is closed (entered from the first 1×1 only, leaving only into the cat)
+``conv 1×1`` (or of the bypass and taps along the body's chain, each block's output: DAMO-YOLO's
+CSPStage). The body is closed (entered from the first 1×1 only, leaving only into the cat)
 and holds no pooling or resampling, so SPPCSPC / SimCSPSPPF (pools inside a CSP split, owned by
 the pooling family) and v7's MP are not matched.
 
@@ -27,6 +28,7 @@ Any other unit (GELAN's ``[CSP + conv 3×3]``) means the block is not of this fa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 from graphpath.blocks.base import BlockMatch, ConvInfo, DetectionContext, register
 from graphpath.blocks.residual import closed_region, covered_by, is_sum, topo_rank, weighted_in
@@ -72,10 +74,11 @@ def sole_conv_after(ctx: DetectionContext, uid: str) -> str | None:
 class CSPDetector:
     """CSP block (BottleneckCSP / C3 / C3k / RepNCSP / YOLOX CSPLayer / CSPDarknet stage).
 
-    Matches a two-input Concat followed by a lone 1×1 conv, whose inputs are a bypass 1×1 conv
-    on a fork ``x`` and a closed body that starts with another 1×1 conv on ``x`` and holds at
-    least one more weighted unit (the bottlenecks, plus CSPDarknet's transition conv), with no
-    pooling, resampling or stride inside.
+    Matches a Concat followed by a lone 1×1 conv, whose inputs are a bypass 1×1 conv on a fork
+    ``x`` and a closed body that starts with another 1×1 conv on ``x`` and holds at least one
+    more weighted unit (the bottlenecks, plus CSPDarknet's transition conv), with no pooling,
+    resampling or stride inside. The body reaches the Concat once, or (DAMO-YOLO's CSPStage)
+    by a tap after each block along its chain, its first conv not tapped.
 
     Evidence: "conv 1×1 → N-unit body ‖ conv 1×1 bypass from one input → cat → conv 1×1".
     """
@@ -99,19 +102,20 @@ class CSPDetector:
     def _match(self, ctx: DetectionContext, cat: str, rank: dict[str, int],
                residual_adds: set[str]) -> BlockMatch | None:
         preds = ctx.preds(cat)
-        if len(preds) != 2 or any(ctx.layers.edge_count(p, cat) != 1 for p in preds):
+        if len(preds) < 2 or any(ctx.layers.edge_count(p, cat) != 1 for p in preds):
             return None
         post = sole_conv_after(ctx, cat)
         if post is None:
             return None
-        for bypass, tail in (preds, preds[::-1]):
+        for bypass in preds:
+            tails = [p for p in preds if p != bypass]
             if not is_pointwise(ctx, bypass) or ctx.succs(bypass) != [cat]:
                 continue
             fork = ctx.preds(bypass)
-            if len(fork) != 1 or rank[fork[0]] >= rank[tail]:
+            if len(fork) != 1 or any(rank[fork[0]] >= rank[t] for t in tails):
                 continue
-            body = closed_region(ctx, [tail], fork[0], rank, exits=frozenset({cat}))
-            if body is None or not self._body_ok(ctx, body, fork[0]):
+            body = closed_region(ctx, tails, fork[0], rank, exits=frozenset({cat}))
+            if body is None or not self._body_ok(ctx, body, fork[0]) or not _taps_ok(ctx, tails, body, fork[0], rank):
                 continue
             weighted = weighted_in(ctx, body)
             bottlenecks = len(body & residual_adds)
@@ -134,6 +138,33 @@ class CSPDetector:
         if len(infos) < 2 or any(i is not None and i.stride != 1 for i in infos):
             return False
         return True
+
+
+def _taps_ok(ctx: DetectionContext, tails: list[str], body: set[str], fork: str, rank: dict[str, int]) -> bool:
+    """One body output, or taps along one chain (DAMO-YOLO's CSPStage concatenates the bypass
+    with every block's output): each tap feeds the next, and the body's first conv is no tap
+    (ELAN and C2f concatenate their second branch itself; those are their own kinds)."""
+    if len(tails) == 1:
+        return True
+    head = next(u for u in body if fork in ctx.preds(u))
+    if head in tails:
+        return False
+    order = sorted(tails, key=rank.__getitem__)
+    return all(_reaches(ctx, a, b, body) for a, b in pairwise(order))
+
+
+def _reaches(ctx: DetectionContext, src: str, dst: str, body: set[str]) -> bool:
+    """``dst`` is reached from ``src`` through units of ``body``."""
+    todo, seen = [src], {src}
+    while todo:
+        u = todo.pop()
+        for s in ctx.succs(u):
+            if s == dst:
+                return True
+            if s in body and s not in seen:
+                seen.add(s)
+                todo.append(s)
+    return False
 
 
 # --------------------------------------------------------------------------- C2f family

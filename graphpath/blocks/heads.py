@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from graphpath.blocks.base import BlockMatch, DetectionContext, register
+from graphpath.fingerprint.facts import dfl_product_bins
 from graphpath.model.graph import ModelGraph
 from graphpath.model.layers import LayerGraph
 from graphpath.model.ops import float_op_type
@@ -94,8 +95,11 @@ class HeadAnalysis:
 def is_dfl_conv(layers: LayerGraph, uid: str, graph: ModelGraph | None = None) -> bool:
     """The DFL's fixed conv: a 1×1 Conv to one channel whose input went through a softmax
     (the softmax over the bins is folded into the producer of the conv's input; with ``graph``
-    the folded ops are read, since a Split unit folds its cls branch's sigmoid too)."""
+    the folded ops are read, since a Split unit folds its cls branch's sigmoid too), or the
+    same projection as a product (:func:`graphpath.fingerprint.facts.dfl_product_bins`)."""
     unit = layers.unit(uid)
+    if dfl_product_bins(layers, uid, graph):
+        return True
     if unit.kind != "weighted" or unit.op_type != "Conv":
         return False
     w = unit.attr("weight_shape")
@@ -242,7 +246,7 @@ def analyze_heads(ctx: DetectionContext) -> HeadAnalysis:
     rank = {u: i for i, u in enumerate(layers.topo_order())}
     detect_raw = [
         r for r in sorted(reach, key=rank.__getitem__)
-        if ctx.unit(r).op_type in ("Conv", "QLinearConv", "ConvInteger")
+        if (ctx.unit(r).op_type in ("Conv", "QLinearConv", "ConvInteger") or _embedding_product(ctx, r))
         and ctx.unit(r).activation not in HIDDEN_ACTIVATIONS
     ]
     chains = {r: branch(ctx, r) for r in detect_raw}
@@ -316,6 +320,17 @@ def analyze_heads(ctx: DetectionContext) -> HeadAnalysis:
         levels=tuple(levels),
         heads=tuple(heads),
     )
+
+
+def _embedding_product(ctx: DetectionContext, uid: str) -> bool:
+    """A conv feature map multiplied by a static embedding matrix (rank ≥ 3, one per batch
+    item): the class branch of a text-contrastive head (YOLO-World), whose class scores are the
+    product of the image embedding with the baked text embeddings."""
+    unit = ctx.unit(uid)
+    shape = unit.attr("weight_shape")
+    preds = ctx.preds(uid)
+    return (ctx.is_weighted(uid) and unit.op_type in ("MatMul", "Einsum") and isinstance(shape, tuple)
+            and len(shape) >= 3 and len(preds) == 1 and ctx.conv(preds[0]) is not None)
 
 
 def _repeated_conv(ctx: DetectionContext, parts: Iterable[list[str]]) -> bool:
@@ -415,9 +430,12 @@ class DecoupledHeadDetector:
 
 class DflDetector:
     """One DFL decode per detection output: box bins → softmax over the bins → a fixed 1×1
-    conv to one channel (the expected bin). DFL convs reaching the same outputs are one decode.
+    conv to one channel (the expected bin), or the same projection as a product with a
+    ``(bins, 1)`` vector (GFL's ``Integral``, DAMO-YOLO). DFL convs reaching the same outputs
+    are one decode.
 
-    Evidence: "softmax over N bins into a fixed 1x1 conv to one channel".
+    Evidence: "softmax over N bins into a fixed 1x1 conv to one channel" (or "… into a fixed
+    projection to one value (a product with the bin values)").
     """
 
     kind = "dfl"
@@ -431,10 +449,13 @@ class DflDetector:
         found = []
         for convs in groups.values():
             info = ctx.conv(convs[0])
-            bins = info.cin if info is not None and info.cin else "the"
+            product = dfl_product_bins(ctx.layers, convs[0], ctx.graph)
+            bins = product or (info.cin if info is not None and info.cin else "the")
             found.append(ctx.make_match(
                 self.kind, convs, structure={"bins": bins},
-                evidence=f"softmax over {bins} bins into a fixed 1x1 conv to one channel",
+                evidence=(f"softmax over {bins} bins into a fixed projection to one value (a product with "
+                          f"the bin values)" if product else
+                          f"softmax over {bins} bins into a fixed 1x1 conv to one channel"),
             ))
         return found
 

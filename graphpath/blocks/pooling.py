@@ -123,7 +123,10 @@ def _csp_wrap(ctx: DetectionContext, core: PoolCore) -> tuple[set[str], str] | N
     if len(inputs) != 2 or cur not in inputs:
         return None
     bypass = next(u for u in inputs if u != cur)
-    if ctx.conv(bypass) is None or only_succ(ctx, bypass) != merge:
+    # A CSP split keeps the resolution: every conv of the block is stride 1 (a stride-2 conv
+    # on each side is a backbone stage with SPP meeting a neck's bottom-up merge: DAMO-YOLO)
+    info = ctx.conv(bypass)
+    if info is None or info.stride != 1 or only_succ(ctx, bypass) != merge:
         return None
     x = only_pred(ctx, bypass)
     if x is None:
@@ -135,7 +138,8 @@ def _csp_wrap(ctx: DetectionContext, core: PoolCore) -> tuple[set[str], str] | N
             return None
         if prev == x:
             break
-        if ctx.conv(prev) is None:
+        info = ctx.conv(prev)
+        if info is None or info.stride != 1:
             return None
         cur = prev
     else:

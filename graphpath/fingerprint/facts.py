@@ -50,9 +50,9 @@ class GraphFacts:
         se_gates: channel-attention gates (squeeze-excitation / ESE): a feature multiplied by a
             sigmoid or hard-sigmoid of a 1×1 conv of its own global average.
         hard_se_gates: those gated by a hard sigmoid (PP-YOLOE's EffectiveSE).
-        gfpn_merges: concatenations at one resolution of an upsampled feature, a downsampled
-            (stride-2 conv) feature and at least one more (RepGFPN's queen fusion; a PAN merge
-            joins two).
+        gfpn_merges: concatenations of ≥ 3 features at one resolution, at least two of them
+            brought from other scales (upsampled, or downsampled by a strided conv or pool)
+            beside a same-level one (RepGFPN's queen fusion; an FPN or PAN merge joins two).
         embedding_heads: prediction layers that are products with a static embedding matrix
             (Einsum/MatMul whose weight has rank ≥ 3, YOLO-World's text-embedding class head).
     """
@@ -151,7 +151,10 @@ def _cout(layers: LayerGraph, uid: str) -> int | None:
             return int(shape[0])
         if unit.op_type == "ConvTranspose" and len(shape) > 1:
             return int(shape[1]) * int(dict(layers.unit(uid).attrs).get("group", 1) or 1)  # type: ignore[call-overload]
-        return int(shape[-1]) if unit.op_type != "Gemm" else None
+        if unit.op_type == "Gemm":
+            return None
+        # a left-hand weight (``W @ x``, YOLO-World's text embeddings) emits its rows
+        return int(shape[-2]) if unit.attr("weight_input") == 0 and len(shape) >= 2 else int(shape[-1])
     return None
 
 
@@ -167,14 +170,47 @@ def _half_split(layers: LayerGraph, uid: str) -> bool:
     return isinstance(whole[1], int) and part[1] == whole[1] // 2 and whole[1] % 2 == 0 and part[2:] == whole[2:]
 
 
+def dfl_product_bins(layers: LayerGraph, uid: str, graph: ModelGraph | None = None) -> int:
+    """Bins of a DFL projection written as a product (0 when ``uid`` is none): a weighted
+    MatMul with a ``(bins, 1)`` weight — the expected bin of each softmax over the bins, GFL's
+    ``Integral`` (DAMO-YOLO's ZeroHead) — whose input went through a Softmax, folded into its
+    producer or into every input of the Concat over levels that feeds it. (Ultralytics' DFL is
+    the same projection as a fixed 1×1 conv.)"""
+    unit = layers.unit(uid)
+    shape = unit.attr("weight_shape")
+    if unit.kind != "weighted" or unit.op_type not in ("MatMul", "FusedMatMul") or not isinstance(shape, tuple):
+        return 0
+    if len(shape) != 2 or shape[1] != 1 or not isinstance(shape[0], int) or shape[0] < 4:
+        return 0
+    preds = list(layers.dag.predecessors(uid))
+    if len(preds) != 1:
+        return 0
+    feeds = [preds[0]]
+    if layers.unit(preds[0]).kind == "merge" and layers.unit(preds[0]).op_type == "Concat":
+        feeds = list(layers.dag.predecessors(preds[0]))
+
+    def softmax(f: str) -> bool:
+        if graph is None:
+            return layers.unit(f).activation == "softmax"
+        return any(float_op_type(graph.op(n).op_type) == "Softmax" for n in layers.unit(f).nodes if n in graph.dag)
+
+    return int(shape[0]) if feeds and all(softmax(f) for f in feeds) else 0
+
+
 def _dfl_convs(layers: LayerGraph, graph: ModelGraph) -> tuple[frozenset[str], int]:
     """The fixed DFL projections (1×1 convs from the bins to one channel whose producer folds
-    a Softmax; the producer may be a Split that also folds other ops) and the bin count."""
+    a Softmax; the producer may be a Split that also folds other ops; or the same projection
+    as a product, :func:`dfl_product_bins`) and the bin count."""
     found = set()
     bins = 0
     for uid in layers.dag.nodes:
         unit = layers.unit(uid)
         shape = unit.attr("weight_shape")
+        product = dfl_product_bins(layers, uid, graph)
+        if product:
+            found.add(uid)
+            bins = product
+            continue
         if unit.op_type != "Conv" or not isinstance(shape, tuple) or len(shape) != 4:
             continue
         if shape[0] != 1 or shape[1] < 2 or tuple(shape[2:]) != (1, 1):
@@ -331,18 +367,26 @@ def _se_gates(layers: LayerGraph) -> tuple[int, int]:
 
 
 def _gfpn_merges(layers: LayerGraph) -> int:
-    """Concats of ≥ 3 inputs among which an upsampled feature (a resample unit) and a
-    downsampled one (a stride-2 weighted or pool unit)."""
+    """Queen-fusion concats: ≥ 3 inputs, at least two of them brought from other scales — an
+    upsampled feature (a resample unit) or a downsampled one (a strided conv or pool; a
+    ConvTranspose upsamples and is neither) — beside the same-level feature. GiraffeNeckV2
+    fuses ``[x1, down(x2), up(x3)]`` and ``[x3, down(x4), down(x7)]``; an FPN or PAN merge joins
+    one resampled feature with one lateral, an SPP or ELAN concat none. The concat joins 4-D
+    feature maps (PGI's CBFuse stacks resized chunks along a new axis to sum them)."""
     dag = layers.dag
     found = 0
     for uid in dag.nodes:
         unit = layers.unit(uid)
         if unit.kind != "merge" or unit.op_type != "Concat" or dag.in_degree(uid) < 3:
             continue
+        shape = unit.attr("shape")
+        if unit.attr("axis") == 0 or (isinstance(shape, tuple) and len(shape) != 4):
+            continue  # a stack along a new axis, not a fusion of feature maps (PGI's CBFuse sums one)
         preds = [layers.unit(p) for p in dag.predecessors(uid)]
-        up = any(p.kind == "resample" for p in preds)
-        down = any(p.kind in ("weighted", "pool") and _strided(p.attr("strides")) for p in preds)
-        found += up and down
+        scaled = sum(1 for p in preds if p.kind == "resample"
+                     or (p.kind in ("weighted", "pool") and p.op_type != "ConvTranspose"
+                         and _strided(p.attr("strides"))))
+        found += scaled >= 2 and scaled < len(preds)
     return found
 
 

@@ -62,8 +62,8 @@ How the close calls are resolved (the clue that decides is named in ``evidence``
     CSPRepResNet stages, ESEAttn in the ET-head) on CSP stages, DFL over 17 bins, SiLU. A CSP
     stage with SiLU and a residual is what a v5 C3 also shows; the gate is what tells them apart.
   - *YOLO-NAS*: a ReLU body of CSP stages, DFL over 17 bins (bonus: ConvTranspose up-stages, SPP).
-  - *DAMO-YOLO*: RepGFPN queen-fusion concats (an upsampled, a downsampled and a same-level
-    feature, ``gfpn_merges``) and GFL box convs of 4 × 17 channels.
+  - *DAMO-YOLO*: RepGFPN queen-fusion concats (a same-level feature with two from other
+    scales, ``gfpn_merges``) and GFL box convs of 4 × 17 channels.
   - *YOLO-World*: the v8 body (C2f) with class scores from a product with a baked text-embedding
     matrix (``embedding_heads``).
   - *YOLO26* (``v26``): the v11 body (C3k2, C2PSA) with a DFL-free head (4-channel box convs);
@@ -415,8 +415,8 @@ _SE = fact(lambda s: s.facts.se_gates >= 1, "channel-attention gates (SE/ESE: si
 _DFL17 = fact(lambda s: s.facts.dfl_bins == 17, "DFL over 17 bins (reg_max 16, not Ultralytics' 16 bins)", 1.0)
 _EMBED = fact(lambda s: s.facts.embedding_heads > 0, "class scores from a product with a static embedding "
               "matrix (text-embedding contrastive head)", 3.0, key=True)
-_GFPN = fact(lambda s: s.facts.gfpn_merges >= 2, "RepGFPN queen-fusion merges (concat of an upsampled, a "
-             "downsampled and a same-level feature)", 3.0, key=True)
+_GFPN = fact(lambda s: s.facts.gfpn_merges >= 2, "RepGFPN queen-fusion merges (concat of a same-level "
+             "feature with two from other scales)", 3.0, key=True)
 _DFL_FREE = fact(_dfl_free, "decoupled head with 4-channel box convs and no DFL (DFL-free)", 2.0)
 #: What the families outside the Ultralytics/Darknet line carry: evidence against every seed.
 _FOREIGN_FAMILY = (_SE, fact(lambda s: s.facts.embedding_heads > 0,

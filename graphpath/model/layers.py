@@ -197,6 +197,8 @@ def _unit_attrs(graph: ModelGraph, name: str) -> tuple[tuple[str, object], ...]:
             facts["weight_shape"] = weights[0].shape
             if op.op_type in ("Conv", "QLinearConv", "ConvInteger") and "kernel_shape" not in facts:
                 facts["kernel_shape"] = weights[0].shape[2:]
+        elif op.op_type in MATMUL_OPS:
+            facts.update(_computed_weight(graph, op))
     out = op.outputs[0] if op.outputs else ""
     shape = graph.value_shapes.get(out)
     if shape is not None:
@@ -326,6 +328,24 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
             scope=proto["scope"], params=proto["params"], attrs=proto["attrs"],
         )
     return LayerGraph(dag=dag, inputs=tuple(inputs), outputs=tuple(outputs))
+
+
+def _computed_weight(graph: ModelGraph, op: OpNode) -> dict[str, object]:
+    """A product's weight computed at load rather than stored as an initializer (a Constant
+    node's tensor expanded, normalised or reshaped by static ops: YOLO-World's baked text
+    embeddings): its inferred shape and which operand it is (``weight_input``; 0 when it is the
+    left factor, so the product's output features are its second-to-last axis)."""
+    from graphpath.model.ops import carries_gradient
+
+    for pos, t in enumerate(op.inputs):
+        if not t or not graph.is_shape(t) or not carries_gradient(op.op_type, pos):
+            continue
+        shape = graph.value_shapes.get(t)
+        # a leading broadcast axis that shape inference left symbolic (an Expand to the batch)
+        # is kept as it is: the matrix is the last two axes
+        if shape is not None and len(shape) >= 2 and all(isinstance(d, int) and d > 0 for d in shape[-2:]):
+            return {"weight_shape": tuple(shape), "weight_input": pos}
+    return {}
 
 
 def _unit_params(graph: ModelGraph, op: OpNode) -> int:
