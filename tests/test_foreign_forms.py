@@ -210,3 +210,123 @@ def test_float_graph_has_no_quantization(forms):
     model = onnx_io.open_model(forms["nchw"])
     assert quantization_info(model.graph) is None
     assert "quantized" not in {n.code for n in export_notes({}, model.layers, model.graph, "cnn")}
+
+
+# --------------------------------------------------------------------------- Keras upsampling and layout
+
+
+def build_neck(form: str, seed: int = 0) -> onnx.ModelProto:
+    """A one-merge top-down neck: stem conv (3×3 s2) → coarse conv (3×3 s2) → nearest 2×
+    upsample → channel Concat with the stem (the lateral) → 1×1 fuse conv → 1×1 prediction conv.
+
+    ``form`` is ``"torch"`` (NCHW, one Resize), ``"keras_tf"`` (tf2onnx's form of Keras'
+    ``ops.repeat`` upsampling: NHWC between convs, each conv wrapped in a Transpose pair, the
+    upsample an Unsqueeze → Tile → Reshape per spatial axis, Concat on the last axis) or
+    ``"keras_torch"`` (the Keras torch backend's form: the same with Expand in place of Tile, a
+    symbolic batch, Casts after each transpose, and the bias added after the conv as a
+    channels-last ``(1, 1, 1, C)`` constant)."""
+    rng = np.random.default_rng(seed)
+    nhwc = form != "torch"
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+    counter = [0]
+
+    def node(op: str, ins: list[str], **attrs: Any) -> str:
+        counter[0] += 1
+        out = f"{op.lower()}_{counter[0]}"
+        nodes.append(helper.make_node(op, ins, [out], name=f"/{op}_{counter[0]}", **attrs))
+        return out
+
+    def const(value: np.ndarray, tag: str) -> str:
+        counter[0] += 1
+        inits.append(numpy_helper.from_array(value, f"{tag}_{counter[0]}"))
+        return inits[-1].name
+
+    def conv(x: str, cin: int, cout: int, k: int, s: int, act: bool = True) -> str:
+        w = const((rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)).astype(np.float32), "w")
+        b = (rng.standard_normal(cout) * 0.1).astype(np.float32)
+        h = node("Transpose", [x], perm=[0, 3, 1, 2]) if nhwc else x
+        if form == "keras_torch":
+            y = node("Transpose", [node("Conv", [h, w], kernel_shape=[k, k], strides=[s, s], pads=[k // 2] * 4)],
+                     perm=[0, 2, 3, 1])
+            y = node("Add", [node("Cast", [y], to=TensorProto.FLOAT), const(b.reshape(1, 1, 1, cout), "b")])
+        else:
+            y = node("Conv", [h, w, const(b, "b")], kernel_shape=[k, k], strides=[s, s], pads=[k // 2] * 4)
+            y = node("Transpose", [y], perm=[0, 2, 3, 1]) if nhwc else y
+        return node("Mul", [y, node("Sigmoid", [y])]) if act else y
+
+    def repeat(x: str, axis: int, shape: list[int]) -> str:
+        """``ops.repeat(x, 2, axis)`` on an NHWC tensor of static ``shape`` (batch 1)."""
+        u = node("Unsqueeze", [x, const(np.array([axis + 1], np.int64), "axes")])
+        reps = [1] * 5
+        reps[axis + 1] = 2
+        if form == "keras_tf":
+            t = node("Tile", [u, const(np.array(reps, np.int64), "reps")])
+        else:
+            t = node("Expand", [u, const(np.array(reps, np.int64), "shape")])
+        out = list(shape)
+        out[axis] *= 2
+        return node("Reshape", [t, const(np.array([-1, *out[1:]], np.int64), "shape")])
+
+    c, hw = 8, 32
+    stem = conv("images", 3, c, 3, 2)
+    coarse = conv(stem, c, c, 3, 2)
+    if nhwc:
+        up = repeat(repeat(coarse, 1, [1, hw // 4, hw // 4, c]), 2, [1, hw // 2, hw // 4, c])
+    else:
+        up = node("Resize", [coarse, "", const(np.array([1, 1, 2, 2], np.float32), "scales")], mode="nearest")
+    cat = node("Concat", [up, stem], axis=-1 if nhwc else 1)
+    pred = conv(conv(cat, 2 * c, c, 1, 1), c, 6, 1, 1, act=False)
+    nodes.append(helper.make_node("Identity", [pred], ["output0"], name="/Identity_out"))
+    batch: int | str = "batch" if form == "keras_torch" else 1
+    shape = [batch, hw, hw, 3] if nhwc else [batch, 3, hw, hw]
+    out_shape = [batch, hw // 2, hw // 2, 6] if nhwc else [batch, 6, hw // 2, hw // 2]
+    graph = helper.make_graph(nodes, "neck", [helper.make_tensor_value_info("images", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, out_shape)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.fixture(scope="module")
+def necks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("necks")
+    paths = {}
+    for form in ("torch", "keras_tf", "keras_torch"):
+        paths[form] = root / f"{form}.onnx"
+        onnx.save(build_neck(form), str(paths[form]))
+    return paths
+
+
+def test_neck_forms_compute_the_same_upsample(necks):
+    """The builder's Keras forms really are a nearest 2× upsample (same outputs as the Resize
+    form, transposed), so the equalities below compare one architecture."""
+    import onnxruntime as ort
+
+    x = np.random.default_rng(1).random((1, 3, 32, 32), dtype=np.float32)
+    ref = ort.InferenceSession(str(necks["torch"])).run(None, {"images": x})[0]
+    for form in ("keras_tf", "keras_torch"):
+        got = ort.InferenceSession(str(necks[form])).run(None, {"images": x.transpose(0, 2, 3, 1)})[0]
+        np.testing.assert_allclose(got.transpose(0, 3, 1, 2), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_neck_reference_has_one_fpn_merge(necks):
+    """From the builder: 4 convs on the longest path (stem, coarse, fuse, pred), one resample,
+    one top-down merge."""
+    f = facts(necks["torch"])
+    assert f["units"]["weighted"] == 4 and f["units"]["resample"] == 1 and f["depth"] == 4
+    assert f["blocks"].get("fpn") == 1
+
+
+@pytest.mark.parametrize("form", ["keras_tf", "keras_torch"])
+def test_keras_repeat_upsample_reads_as_resize(necks, form):
+    """Unsqueeze → Tile/Expand → Reshape per axis is one resample unit, the channels-last Concat
+    is a channel merge (an FPN merge), and a bias added after the conv is the conv's own."""
+    assert facts(necks[form]) == facts(necks["torch"])
+
+
+def test_keras_torch_bias_is_no_decode(necks):
+    """A prediction conv's bias added after a transpose and a cast is not grid arithmetic."""
+    model = onnx_io.open_model(necks["keras_torch"])
+    assert "decode-in-graph" not in {n.code for n in export_notes({}, model.layers, model.graph, "v8")}

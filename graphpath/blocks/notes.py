@@ -51,6 +51,8 @@ _REP_NAMES = {
 
 #: Elementwise ops a decode tail uses with grid, anchor or stride constants.
 _DECODE_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Pow"})
+#: Ops that only move or retype a tensor.
+_LAYOUT_OPS = frozenset({"Transpose", "Cast", "Identity"})
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,9 @@ def _decode_tail(graph: ModelGraph, layers: LayerGraph, facts: GraphFacts) -> st
     start = [layers.unit(u).nodes[0] for u in facts.pred_units if layers.unit(u).nodes]
     seen = set(start)
     todo = list(start)
+    # a prediction conv and what it reaches through layout-only ops (the Keras torch backend
+    # transposes NCHW → NHWC and casts before adding the bias)
+    near = set(start)
     hits = 0
     while todo:
         node = todo.pop()
@@ -171,7 +176,9 @@ def _decode_tail(graph: ModelGraph, layers: LayerGraph, facts: GraphFacts) -> st
             seen.add(succ)
             todo.append(succ)
             op = graph.op(succ)
-            implicit = node in start  # a learned per-channel scale straight on a prediction conv
+            implicit = node in near  # a learned per-channel scale or bias straight on a prediction conv
+            if implicit and op.op_type in _LAYOUT_OPS:
+                near.add(succ)
             if op.op_type in _DECODE_OPS and any(_const_size(graph, t) != 1 and not (implicit and _per_channel(graph, t))
                                                  for t in op.inputs if t and _static(graph, t)):
                 hits += 1
@@ -179,11 +186,14 @@ def _decode_tail(graph: ModelGraph, layers: LayerGraph, facts: GraphFacts) -> st
 
 
 def _per_channel(graph: ModelGraph, tensor: str) -> bool:
-    """A learned per-channel tensor ``(1, C, 1, 1)`` (v7's ImplicitM scales each prediction
-    channel): not grid, anchor or stride arithmetic."""
+    """A learned per-channel tensor: ``(1, C, 1, 1)`` (v7's ImplicitM scales each prediction
+    channel), or a bias added apart from the conv, ``(C,)`` or channels-last ``(1, 1, 1, C)``
+    (the Keras torch backend): not grid, anchor or stride arithmetic."""
     param = graph.params.get(tensor)
-    shape = param.shape if param is not None else ()
-    return len(shape) == 4 and shape[0] == shape[2] == shape[3] == 1
+    shape = param.shape if param is not None else graph.value_shapes.get(tensor) or ()
+    if len(shape) == 1:
+        return True
+    return len(shape) == 4 and (shape[0] == shape[2] == shape[3] == 1 or shape[0] == shape[1] == shape[2] == 1)
 
 
 def _static(graph: ModelGraph, tensor: str) -> bool:

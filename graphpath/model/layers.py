@@ -162,6 +162,9 @@ CONCAT_OPS = frozenset({"Concat", "ConcatFromSequence"})
 SPLIT_OPS = frozenset({"Split", "Slice", "Gather", "GatherElements", "GatherND", "Chunk"})
 POOL_OPS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool", "MaxRoiPool", "RoiAlign"})
 RESAMPLE_OPS = frozenset({"Resize", "Upsample", "DepthToSpace", "SpaceToDepth", "GridSample", "ConvTransposeNearest"})
+#: Ops that replicate a tensor along a new axis: with an Unsqueeze before and a Reshape after,
+#: a nearest upsample written as repetition (``ops.repeat`` in Keras, ``repeat_interleave``).
+REPEAT_OPS = frozenset({"Tile", "Expand"})
 
 
 def _activation_name(op_types: list[str]) -> str | None:
@@ -241,6 +244,7 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
         else:
             dag.add_edge(src, dst, count=1)
 
+    repeats = _repeat_upsamples(graph)
     inputs = []
     for info in graph.inputs:
         uid = info.name
@@ -264,7 +268,11 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
         # contrib QLinearAdd as Add …); Q/DQ and dynamic quantisers are transparent.
         ot = float_op_type(op.op_type)
         known = op.is_standard or op.op_type in QUANTIZED_FLOAT_OPS or op.op_type in QUANTIZE_OPS
-        if ot in WEIGHTED_OPS or (ot in MATMUL_OPS and len(distinct) == 1 and _has_static_operand(graph, op)):
+        if op.name in repeats:
+            # a nearest upsample written as repetition: a second axis's repeat joins the first
+            host_proto = dag.nodes[distinct[0]]["proto"]
+            kind = "fold" if host_proto["kind"] == "resample" and host_proto["attrs_op"] in REPEAT_OPS else "resample"
+        elif ot in WEIGHTED_OPS or (ot in MATMUL_OPS and len(distinct) == 1 and _has_static_operand(graph, op)):
             kind = "weighted"
         elif ot in MATMUL_OPS:
             kind = "merge"
@@ -284,6 +292,10 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
             kind = "other"
         if kind == "fold":
             host = distinct[0]
+            if ot == "Add" and _separate_bias(graph, op, dag.nodes[host]["proto"], folded_ops[host], members[host]):
+                # a float Conv without a bias input whose bias is added just after it (the Keras
+                # torch backend, after its NCHW → NHWC transpose): the conv's own parameters
+                dag.nodes[host]["proto"]["params"] += sum(p.count for p in graph.dag.nodes[op.name]["params"])
             members[host].append(op.name)
             # A product with a constant (a layer scale, YOLOv7's ImplicitM) is no gate of an
             # activation diamond: only ``x * f(x)`` makes the unit a SiLU, Mish or HardSwish.
@@ -326,6 +338,68 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
             scope=proto["scope"], params=proto["params"], attrs=proto["attrs"],
         )
     return LayerGraph(dag=dag, inputs=tuple(inputs), outputs=tuple(outputs))
+
+
+def _repeat_upsamples(graph: ModelGraph) -> frozenset[str]:
+    """Tile/Expand ops that repeat a 4-D feature map along one of its spatial axes: the data
+    input is an Unsqueeze of a rank-4 tensor that inserts a size-1 axis after the batch and
+    channel-or-row axis (index >= 2), and the output, through layout-only ops (Transpose,
+    Cast, Identity), reaches a Reshape back to rank 4. That is ``repeat(x, r, axis)``: Keras'
+    ``UpSampling2D``/``ops.repeat`` as tf2onnx and the Keras torch backend export it (one such op
+    per axis), a nearest upsample that a PyTorch export writes as one Resize. Ranks are read from
+    shape inference; where it reached no rank the op stays a transparent fold."""
+    found = set()
+    for op in graph.ops():
+        if op.op_type not in REPEAT_OPS or not op.inputs or not op.outputs:
+            continue
+        src = graph.producer_of.get(op.inputs[0])
+        if src is None or graph.op(src).op_type != "Unsqueeze":
+            continue
+        before = graph.value_shapes.get(graph.op(src).inputs[0])
+        after = graph.value_shapes.get(op.inputs[0])
+        if before is None or after is None or len(before) != 4 or len(after) != 5:
+            continue
+        if not any(after[k] == 1 and _same_dims(after[:k] + after[k + 1:], before) for k in range(2, 5)):
+            continue
+        if _reshaped_to_rank(graph, op.outputs[0], 4):
+            found.add(op.name)
+    return frozenset(found)
+
+
+def _separate_bias(graph: ModelGraph, op: OpNode, host: dict[str, object], folded: list[str],
+                   nodes: list[str]) -> bool:
+    """``op`` (an Add) adds a float Conv's bias: the host unit is a Conv with no bias input, only
+    layout ops (Transpose, Cast, Identity) come between, and the added parameter holds one value
+    per output channel."""
+    if host["attrs_op"] != "Conv" or not nodes or any(f not in ("Transpose", "Cast", "Identity") for f in folded):
+        return False
+    conv = graph.op(nodes[0])
+    params = graph.dag.nodes[op.name]["params"]
+    weights = graph.dag.nodes[conv.name]["params"]
+    if len(conv.inputs) >= 3 and conv.inputs[2] or len(params) != 1 or not weights:
+        return False
+    return params[0].count == weights[0].shape[0]
+
+
+def _same_dims(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    """Equal shapes, where two symbolic (or unknown) dims count as equal."""
+    return len(a) == len(b) and all(x == y or not isinstance(x, int) or not isinstance(y, int) for x, y in zip(a, b, strict=True))
+
+
+def _reshaped_to_rank(graph: ModelGraph, tensor: str, rank: int, hops: int = 3) -> bool:
+    """``tensor`` reaches a Reshape whose output has ``rank`` through layout-only ops."""
+    for consumer in graph.dag.successors(graph.producer_of[tensor]):
+        c = graph.op(consumer)
+        if tensor not in c.inputs or not c.outputs:
+            continue
+        if c.op_type == "Reshape":
+            shape = graph.value_shapes.get(c.outputs[0])
+            if shape is not None and len(shape) == rank:
+                return True
+        elif c.op_type in ("Transpose", "Cast", "Identity") and hops > 0:
+            if _reshaped_to_rank(graph, c.outputs[0], rank, hops - 1):
+                return True
+    return False
 
 
 def _unit_params(graph: ModelGraph, op: OpNode) -> int:
