@@ -167,8 +167,14 @@ RESAMPLE_OPS = frozenset({"Resize", "Upsample", "DepthToSpace", "SpaceToDepth", 
 REPEAT_OPS = frozenset({"Tile", "Expand"})
 
 
-def _activation_name(op_types: list[str]) -> str | None:
-    """Name the activation a folded run of ops implements (diamonds included)."""
+#: A QuantizeLinear whose zero point is its type's minimum (``graph.meta["clamping_quantizers"]``).
+CLAMPING_QUANTIZER = "QuantizeLinear(clamp)"
+
+
+def _activation_name(op_types: list[str], weighted: bool = False) -> str | None:
+    """Name the activation a folded run of ops implements (diamonds included). On a weighted
+    unit with no activation op, a quantizer that maps every negative value to zero is a ReLU
+    (onnxruntime's QDQ form drops the Relu after a Conv and keeps only that quantizer)."""
     s = set(op_types)
     if {"Softplus", "Tanh", "Mul"} <= s:
         return "mish"
@@ -181,7 +187,7 @@ def _activation_name(op_types: list[str]) -> str | None:
     for op in op_types:
         if op in ACTIVATION_OPS:
             return ACTIVATION_OPS[op]
-    return None
+    return "relu" if weighted and CLAMPING_QUANTIZER in s else None
 
 
 def _unit_attrs(graph: ModelGraph, name: str) -> tuple[tuple[str, object], ...]:
@@ -245,6 +251,7 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
             dag.add_edge(src, dst, count=1)
 
     repeats = _repeat_upsamples(graph)
+    clamping = graph.meta.get("clamping_quantizers", frozenset())
     inputs = []
     for info in graph.inputs:
         uid = info.name
@@ -299,7 +306,8 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
             members[host].append(op.name)
             # A product with a constant (a layer scale, YOLOv7's ImplicitM) is no gate of an
             # activation diamond: only ``x * f(x)`` makes the unit a SiLU, Mish or HardSwish.
-            folded_ops[host].append(f"{ot}(const)" if ot in ELEMENTWISE_MERGES and len(data) < 2 else ot)
+            folded_ops[host].append(f"{ot}(const)" if ot in ELEMENTWISE_MERGES and len(data) < 2
+                                    else CLAMPING_QUANTIZER if op.name in clamping else ot)
             if ot == "Add" and dag.nodes[host]["proto"]["attrs_op"] == "ConvInteger":
                 # ConvInteger has no bias input: the dequantising tail adds it (a float Conv's own)
                 dag.nodes[host]["proto"]["params"] += sum(p.count for p in graph.dag.nodes[op.name]["params"])
@@ -334,7 +342,7 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
         proto = dag.nodes[uid].pop("proto")
         dag.nodes[uid]["unit"] = Unit(
             id=uid, kind=proto["kind"], op_type=proto["op_type"], nodes=tuple(members[uid]),
-            tensor=tensor_of.get(uid, ""), activation=_activation_name(folded_ops[uid]),
+            tensor=tensor_of.get(uid, ""), activation=_activation_name(folded_ops[uid], proto["kind"] == "weighted"),
             scope=proto["scope"], params=proto["params"], attrs=proto["attrs"],
         )
     return LayerGraph(dag=dag, inputs=tuple(inputs), outputs=tuple(outputs))

@@ -48,6 +48,9 @@ _PASSTHROUGH_STATIC = frozenset(
     {"Identity", "Cast", "DequantizeLinear", "Reshape", "Transpose", "Unsqueeze", "Squeeze"}
 )
 
+#: Quantizers of a static tensor: their first output is that tensor, quantized.
+_QUANTIZE_STATIC = frozenset({"QuantizeLinear", "DynamicQuantizeLinear"})
+
 _STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training"})
 
 
@@ -820,12 +823,37 @@ def _build(model: onnx.ModelProto, path: Path) -> ModelGraph:
         "shape_inference": shape_note or "ok",
         "external_data": any(p.external for p in params.values()),
         "metadata_props": {m.key: m.value for m in model.metadata_props},
+        "clamping_quantizers": _clamping_quantizers(g, names),
     }
     return ModelGraph(
         dag=dag, inputs=inputs, outputs=outputs, params=params,
         shape_tensors=frozenset(static), value_shapes=shapes, meta=meta,
         producer_of={t: names[i] for t, i in producer.items()},
     )
+
+
+def _clamping_quantizers(g: onnx.GraphProto, names: list[str]) -> frozenset[str]:
+    """QuantizeLinear nodes whose zero point is the integer type's minimum (uint8 0, int8
+    −128): every negative input maps to zero, so the quantizer computes a ReLU. onnxruntime's
+    QDQ quantizer removes a Relu after a Conv for that reason; the layer view names the
+    activation from these (only the zero points are read, a few bytes each)."""
+    small: dict[str, onnx.TensorProto] = {
+        t.name: t for t in g.initializer if external_location(t) is None and math.prod(t.dims) <= 4096}
+    for node in g.node:
+        value = constant_value(node) if node.op_type == "Constant" else None
+        if value is not None and math.prod(value.dims) <= 4096:
+            small[node.output[0]] = value
+    found = set()
+    for i, node in enumerate(g.node):
+        if node.op_type != "QuantizeLinear" or len(node.input) < 3 or node.input[2] not in small:
+            continue
+        try:
+            zp = numpy_helper.to_array(small[node.input[2]])
+        except Exception:  # noqa: BLE001 -- an unreadable zero point leaves the node as it is
+            continue
+        if zp.size and ((zp.dtype == np.uint8 and not zp.any()) or (zp.dtype == np.int8 and (zp == -128).all())):
+            found.add(names[i])
+    return frozenset(found)
 
 
 def _static_tensors(
@@ -855,6 +883,10 @@ def _initializer_origins(g: onnx.GraphProto, order: list[int], init_names: set[s
         if node.op_type in _PASSTHROUGH_STATIC and node.input and node.input[0] in origins:
             for o in node.output:
                 origins[o] = origins[node.input[0]]
+        elif node.op_type in _QUANTIZE_STATIC and node.input and node.input[0] in origins and node.output:
+            # a weight the quantizer took for an activation (held by a Constant node, say):
+            # its quantized values are the weight's, not its scale and zero point
+            origins[node.output[0]] = origins[node.input[0]]
     return origins
 
 
