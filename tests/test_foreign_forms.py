@@ -224,7 +224,8 @@ def build_neck(form: str, seed: int = 0) -> onnx.ModelProto:
     upsample an Unsqueeze → Tile → Reshape per spatial axis, Concat on the last axis) or
     ``"keras_torch"`` (the Keras torch backend's form: the same with Expand in place of Tile, a
     symbolic batch, Casts after each transpose, and the bias added after the conv as a
-    channels-last ``(1, 1, 1, C)`` constant)."""
+    channels-last ``(1, 1, 1, C)`` constant) or ``"keras_sim"`` (``keras_tf`` after onnxsim: the
+    first repeat's Reshape to rank 4 and the second's Unsqueeze merged into one Reshape)."""
     rng = np.random.default_rng(seed)
     nhwc = form != "torch"
     nodes: list[onnx.NodeProto] = []
@@ -255,23 +256,29 @@ def build_neck(form: str, seed: int = 0) -> onnx.ModelProto:
             y = node("Transpose", [y], perm=[0, 2, 3, 1]) if nhwc else y
         return node("Mul", [y, node("Sigmoid", [y])]) if act else y
 
-    def repeat(x: str, axis: int, shape: list[int]) -> str:
-        """``ops.repeat(x, 2, axis)`` on an NHWC tensor of static ``shape`` (batch 1)."""
-        u = node("Unsqueeze", [x, const(np.array([axis + 1], np.int64), "axes")])
+    def repeat(x: str, axis: int, shape: list[int], unsqueeze: bool = True, then: int = 0) -> str:
+        """``ops.repeat(x, 2, axis)`` on an NHWC tensor of static ``shape`` (batch 1); with
+        ``then``, the Reshape back to rank 4 and the next repeat's Unsqueeze (before axis
+        ``then``) are one Reshape, as onnxsim writes them."""
+        u = node("Unsqueeze", [x, const(np.array([axis + 1], np.int64), "axes")]) if unsqueeze else x
         reps = [1] * 5
         reps[axis + 1] = 2
-        if form == "keras_tf":
+        if form in ("keras_tf", "keras_sim"):
             t = node("Tile", [u, const(np.array(reps, np.int64), "reps")])
         else:
             t = node("Expand", [u, const(np.array(reps, np.int64), "shape")])
         out = list(shape)
         out[axis] *= 2
+        if then:
+            out.insert(then + 1, 1)
         return node("Reshape", [t, const(np.array([-1, *out[1:]], np.int64), "shape")])
 
     c, hw = 8, 32
     stem = conv("images", 3, c, 3, 2)
     coarse = conv(stem, c, c, 3, 2)
-    if nhwc:
+    if form == "keras_sim":
+        up = repeat(repeat(coarse, 1, [1, hw // 4, hw // 4, c], then=2), 2, [1, hw // 2, hw // 4, c], unsqueeze=False)
+    elif nhwc:
         up = repeat(repeat(coarse, 1, [1, hw // 4, hw // 4, c]), 2, [1, hw // 2, hw // 4, c])
     else:
         up = node("Resize", [coarse, "", const(np.array([1, 1, 2, 2], np.float32), "scales")], mode="nearest")
@@ -293,9 +300,11 @@ def build_neck(form: str, seed: int = 0) -> onnx.ModelProto:
 def necks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("necks")
     paths = {}
-    for form in ("torch", "keras_tf", "keras_torch"):
+    for form in ("torch", "keras_tf", "keras_torch", "keras_sim"):
         paths[form] = root / f"{form}.onnx"
         onnx.save(build_neck(form), str(paths[form]))
+    for form in ("qdq", "qop"):
+        paths[f"keras_tf_{form}"] = quantized(paths["keras_tf"], form)
     return paths
 
 
@@ -306,7 +315,7 @@ def test_neck_forms_compute_the_same_upsample(necks):
 
     x = np.random.default_rng(1).random((1, 3, 32, 32), dtype=np.float32)
     ref = ort.InferenceSession(str(necks["torch"])).run(None, {"images": x})[0]
-    for form in ("keras_tf", "keras_torch"):
+    for form in ("keras_tf", "keras_torch", "keras_sim"):
         got = ort.InferenceSession(str(necks[form])).run(None, {"images": x.transpose(0, 2, 3, 1)})[0]
         np.testing.assert_allclose(got.transpose(0, 3, 1, 2), ref, rtol=1e-5, atol=1e-5)
 
@@ -319,10 +328,11 @@ def test_neck_reference_has_one_fpn_merge(necks):
     assert f["blocks"].get("fpn") == 1
 
 
-@pytest.mark.parametrize("form", ["keras_tf", "keras_torch"])
+@pytest.mark.parametrize("form", ["keras_tf", "keras_torch", "keras_sim", "keras_tf_qdq", "keras_tf_qop"])
 def test_keras_repeat_upsample_reads_as_resize(necks, form):
     """Unsqueeze → Tile/Expand → Reshape per axis is one resample unit, the channels-last Concat
-    is a channel merge (an FPN merge), and a bias added after the conv is the conv's own."""
+    (QLinearConcat in the QOperator form) is a channel merge (an FPN merge), and a bias added
+    after the conv is the conv's own."""
     assert facts(necks[form]) == facts(necks["torch"])
 
 
@@ -330,3 +340,48 @@ def test_keras_torch_bias_is_no_decode(necks):
     """A prediction conv's bias added after a transpose and a cast is not grid arithmetic."""
     model = onnx_io.open_model(necks["keras_torch"])
     assert "decode-in-graph" not in {n.code for n in export_notes({}, model.layers, model.graph, "v8")}
+
+
+# --------------------------------------------------------------------------- QDQ: what the quantizer rewrites
+
+
+def _relu_head(*, weight_in_constant: bool) -> onnx.ModelProto:
+    """conv 3×3 → Relu → 1×1 conv whose weight is a ``Constant`` node (as the TorchScript
+    exporter writes a buffer such as YOLO-NAS's DFL projection) or an initializer."""
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) / 5).astype(np.float32), "w1")
+    b1 = numpy_helper.from_array((rng.standard_normal(8) * 0.1).astype(np.float32), "b1")
+    w2 = numpy_helper.from_array((rng.standard_normal((4, 8, 1, 1)) / 3).astype(np.float32), "w2")
+    nodes = [helper.make_node("Conv", ["images", "w1", "b1"], ["c1"], name="/conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"], name="/relu1"),
+             helper.make_node("Conv", ["r1", "w2"], ["output0"], name="/conv2")]
+    inits = [w1, b1]
+    if weight_in_constant:
+        nodes.insert(0, helper.make_node("Constant", [], ["w2"], name="/const_w2", value=w2))
+    else:
+        inits.append(w2)
+    graph = helper.make_graph(nodes, "relu", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4, 16, 16])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def _weighted(path: Path) -> list[tuple[int, str | None, object]]:
+    layers = onnx_io.open_model(path).layers
+    return [(u.params, u.activation, u.attr("weight_shape")) for u in layers.units() if u.weighted]
+
+
+@pytest.mark.parametrize("weight_in_constant", [False, True])
+def test_qdq_relu_and_constant_weight_read_as_float(tmp_path, weight_in_constant):
+    """onnxruntime's QDQ form drops the Relu after a Conv (its output quantizer, zero point 0,
+    clamps negatives instead) and quantizes a Constant-held weight as an activation
+    (Constant → QuantizeLinear → DequantizeLinear): the conv still carries a ReLU, the weight
+    its parameters."""
+    src = tmp_path / "relu.onnx"
+    onnx.save(_relu_head(weight_in_constant=weight_in_constant), str(src))
+    qdq = quantized(src, "qdq")
+    assert "Relu" not in {n.op_type for n in onnx.load(str(qdq)).graph.node}
+    expected = [(8 * 3 * 9 + 8, "relu", (8, 3, 3, 3)), (4 * 8, None, (4, 8, 1, 1))]
+    assert _weighted(src) == expected
+    assert _weighted(qdq) == expected

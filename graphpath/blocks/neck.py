@@ -15,6 +15,8 @@ from __future__ import annotations
 import networkx as nx
 
 from graphpath.blocks.base import BlockMatch, DetectionContext, register
+from graphpath.model.graph import OpNode
+from graphpath.model.ops import carries_gradient, float_op_type
 
 #: Layer-view resampling ops that upsample (DepthToSpace/SpaceToDepth are reorganisations);
 #: a Tile/Expand is a resample unit only when it repeats a feature map along a spatial axis
@@ -52,13 +54,13 @@ _LAYOUT_PASS = frozenset(
 )
 
 
-def _channels_last(ctx: DetectionContext, node: str, hops: int = 24) -> bool:
+def _channels_last(ctx: DetectionContext, node: str, hops: int = 64) -> bool:
     """Every data input of op ``node`` was last transposed NCHW → NHWC (perm 0, 2, 3, 1) since
     the conv or pool that made it (ONNX convs and pools compute in NCHW)."""
     graph = ctx.graph
     op = graph.op(node)
     verdicts = []
-    for tensor in op.inputs:
+    for tensor in _data_inputs(op):
         src, seen = graph.producer_of.get(tensor), 0
         verdict = False
         while src is not None and seen < hops:
@@ -66,11 +68,17 @@ def _channels_last(ctx: DetectionContext, node: str, hops: int = 24) -> bool:
             if cur.op_type == "Transpose":
                 verdict = tuple(cur.attrs.get("perm", ())) == (0, 2, 3, 1)
                 break
-            if cur.op_type not in _LAYOUT_PASS or not cur.inputs:
+            data = _data_inputs(cur)
+            if float_op_type(cur.op_type) not in _LAYOUT_PASS or not data:
                 break
-            src, seen = graph.producer_of.get(cur.inputs[0]), seen + 1
+            src, seen = graph.producer_of.get(data[0]), seen + 1
         verdicts.append(verdict)
     return bool(verdicts) and all(verdicts)
+
+
+def _data_inputs(op: OpNode) -> list[str]:
+    """The inputs of ``op`` that carry data (not a QOperator op's scales and zero points)."""
+    return [t for pos, t in enumerate(op.inputs) if t and carries_gradient(op.op_type, pos)]
 
 
 def _stride(ctx: DetectionContext, uid: str) -> int:

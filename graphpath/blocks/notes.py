@@ -52,7 +52,7 @@ _REP_NAMES = {
 #: Elementwise ops a decode tail uses with grid, anchor or stride constants.
 _DECODE_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Pow"})
 #: Ops that only move or retype a tensor.
-_LAYOUT_OPS = frozenset({"Transpose", "Cast", "Identity"})
+_LAYOUT_OPS = frozenset({"Transpose", "Cast", "Identity", "QuantizeLinear", "DequantizeLinear"})
 
 
 @dataclass(frozen=True)

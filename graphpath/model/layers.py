@@ -349,29 +349,38 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
 
 
 def _repeat_upsamples(graph: ModelGraph) -> frozenset[str]:
-    """Tile/Expand ops that repeat a 4-D feature map along one of its spatial axes: the data
-    input is an Unsqueeze of a rank-4 tensor that inserts a size-1 axis after the batch and
-    channel-or-row axis (index >= 2), and the output, through layout-only ops (Transpose,
-    Cast, Identity), reaches a Reshape back to rank 4. That is ``repeat(x, r, axis)``: Keras'
-    ``UpSampling2D``/``ops.repeat`` as tf2onnx and the Keras torch backend export it (one such op
-    per axis), a nearest upsample that a PyTorch export writes as one Resize. Ranks are read from
-    shape inference; where it reached no rank the op stays a transparent fold."""
+    """Tile/Expand ops that repeat a feature map along one of its spatial axes: the data input
+    is a rank-5 tensor with a size-1 axis after the batch and the next axis (index >= 2), made
+    by an Unsqueeze of a rank-4 tensor or by a Reshape (onnxsim merges the Reshape back to rank
+    4 of one axis's repeat with the next axis's Unsqueeze), and the output, through layout-only
+    ops (Transpose, Cast, Identity, Q/DQ), reaches a Reshape to rank 4 or 5. That is
+    ``repeat(x, r, axis)``: Keras' ``UpSampling2D``/``ops.repeat`` as tf2onnx and the Keras torch
+    backend export it (one such op per axis), a nearest upsample that a PyTorch export writes as
+    one Resize. Ranks come from shape inference; where it reached none the op stays a fold."""
     found = set()
     for op in graph.ops():
         if op.op_type not in REPEAT_OPS or not op.inputs or not op.outputs:
             continue
         src = graph.producer_of.get(op.inputs[0])
-        if src is None or graph.op(src).op_type != "Unsqueeze":
+        if src is None or graph.op(src).op_type not in ("Unsqueeze", "Reshape"):
             continue
         before = graph.value_shapes.get(graph.op(src).inputs[0])
         after = graph.value_shapes.get(op.inputs[0])
-        if before is None or after is None or len(before) != 4 or len(after) != 5:
+        if before is None or after is None or len(after) != 5 or len(before) not in (4, 5):
             continue
-        if not any(after[k] == 1 and _same_dims(after[:k] + after[k + 1:], before) for k in range(2, 5)):
+        if graph.op(src).op_type == "Unsqueeze":
+            if len(before) != 4 or not any(after[k] == 1 and _same_dims(after[:k] + after[k + 1:], before)
+                                           for k in range(2, 5)):
+                continue
+        elif not any(after[k] == 1 for k in range(2, 5)):
             continue
-        if _reshaped_to_rank(graph, op.outputs[0], 4):
+        if _reshaped_to_rank(graph, op.outputs[0], (4, 5)):
             found.add(op.name)
     return frozenset(found)
+
+
+#: Folded ops that only move, retype or (fake-)quantize a tensor.
+_LAYOUT_FOLDS = frozenset({"Transpose", "Cast", "Identity", "QuantizeLinear", "DequantizeLinear", CLAMPING_QUANTIZER})
 
 
 def _separate_bias(graph: ModelGraph, op: OpNode, host: dict[str, object], folded: list[str],
@@ -379,7 +388,7 @@ def _separate_bias(graph: ModelGraph, op: OpNode, host: dict[str, object], folde
     """``op`` (an Add) adds a float Conv's bias: the host unit is a Conv with no bias input, only
     layout ops (Transpose, Cast, Identity) come between, and the added parameter holds one value
     per output channel."""
-    if host["attrs_op"] != "Conv" or not nodes or any(f not in ("Transpose", "Cast", "Identity") for f in folded):
+    if host["attrs_op"] != "Conv" or not nodes or any(f not in _LAYOUT_FOLDS for f in folded):
         return False
     conv = graph.op(nodes[0])
     params = graph.dag.nodes[op.name]["params"]
@@ -394,18 +403,18 @@ def _same_dims(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
     return len(a) == len(b) and all(x == y or not isinstance(x, int) or not isinstance(y, int) for x, y in zip(a, b, strict=True))
 
 
-def _reshaped_to_rank(graph: ModelGraph, tensor: str, rank: int, hops: int = 3) -> bool:
-    """``tensor`` reaches a Reshape whose output has ``rank`` through layout-only ops."""
+def _reshaped_to_rank(graph: ModelGraph, tensor: str, ranks: tuple[int, ...], hops: int = 6) -> bool:
+    """``tensor`` reaches a Reshape whose output rank is one of ``ranks`` through layout-only ops."""
     for consumer in graph.dag.successors(graph.producer_of[tensor]):
         c = graph.op(consumer)
         if tensor not in c.inputs or not c.outputs:
             continue
         if c.op_type == "Reshape":
             shape = graph.value_shapes.get(c.outputs[0])
-            if shape is not None and len(shape) == rank:
+            if shape is not None and len(shape) in ranks:
                 return True
-        elif c.op_type in ("Transpose", "Cast", "Identity") and hops > 0:
-            if _reshaped_to_rank(graph, c.outputs[0], rank, hops - 1):
+        elif c.op_type in ("Transpose", "Cast", "Identity", "QuantizeLinear", "DequantizeLinear") and hops > 0:
+            if _reshaped_to_rank(graph, c.outputs[0], ranks, hops - 1):
                 return True
     return False
 

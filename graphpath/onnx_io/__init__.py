@@ -849,7 +849,7 @@ def _clamping_quantizers(g: onnx.GraphProto, names: list[str]) -> frozenset[str]
             continue
         try:
             zp = numpy_helper.to_array(small[node.input[2]])
-        except Exception:  # noqa: BLE001 -- an unreadable zero point leaves the node as it is
+        except _DECODE_ERRORS:  # an unreadable zero point leaves the node as it is
             continue
         if zp.size and ((zp.dtype == np.uint8 and not zp.any()) or (zp.dtype == np.int8 and (zp == -128).all())):
             found.add(names[i])
