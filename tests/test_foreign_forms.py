@@ -385,3 +385,29 @@ def test_qdq_relu_and_constant_weight_read_as_float(tmp_path, weight_in_constant
     expected = [(8 * 3 * 9 + 8, "relu", (8, 3, 3, 3)), (4 * 8, None, (4, 8, 1, 1))]
     assert _weighted(src) == expected
     assert _weighted(qdq) == expected
+
+
+@pytest.mark.parametrize("decomposed", [False, True])
+def test_bn_written_as_affine_ops_is_not_fused(tmp_path, decomposed):
+    """Inference BatchNormalization as (x − mean) · scale + shift after the conv (the Keras torch
+    backend) is not folded into the conv: no ``bn-fused`` note. Without it the note stays."""
+    rng = np.random.default_rng(0)
+    inits, nodes, x = [], [], "images"
+    for i in range(2):
+        inits.append(numpy_helper.from_array((rng.standard_normal((8, 8 if i else 3, 3, 3)) / 5).astype(np.float32), f"w{i}"))
+        nodes.append(helper.make_node("Conv", [x, f"w{i}"], [f"c{i}"], name=f"/conv{i}", pads=[1, 1, 1, 1]))
+        x = f"c{i}"
+        if decomposed:
+            for op, tag in (("Sub", "mean"), ("Mul", "scale"), ("Add", "shift")):
+                inits.append(numpy_helper.from_array(rng.random((1, 8, 1, 1), dtype=np.float32), f"{tag}{i}"))
+                nodes.append(helper.make_node(op, [x, f"{tag}{i}"], [f"{tag}_out{i}"], name=f"/{op}{i}"))
+                x = f"{tag}_out{i}"
+        nodes.append(helper.make_node("Relu", [x], [f"r{i}"], name=f"/relu{i}"))
+        x = f"r{i}"
+    graph = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 8, 16, 16])], inits)
+    path = tmp_path / "bn.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    model = onnx_io.open_model(path)
+    codes = {n.code for n in export_notes({}, model.layers, model.graph, "v8")}
+    assert ("bn-fused" in codes) is not decomposed

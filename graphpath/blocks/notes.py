@@ -124,7 +124,8 @@ def export_notes(
             "predictions.",
             f"{facts.op('NonMaxSuppression') or n.get('nms', 0)} NonMaxSuppression op(s)",
         ))
-    if generation in BN_GENERATIONS and facts.convs and not facts.op("BatchNormalization"):
+    if (generation in BN_GENERATIONS and facts.convs and not facts.op("BatchNormalization")
+            and 2 * _affine_after_conv(layers, graph) < facts.convs):
         found.append(ExportNote(
             "bn-fused",
             "BatchNormalization is folded into the conv weights and biases, so the per-channel "
@@ -183,6 +184,25 @@ def _decode_tail(graph: ModelGraph, layers: LayerGraph, facts: GraphFacts) -> st
                                                  for t in op.inputs if t and _static(graph, t)):
                 hits += 1
     return f"{hits} grid/anchor/stride op(s) after the prediction convs" if hits else ""
+
+
+def _affine_after_conv(layers: LayerGraph, graph: ModelGraph) -> int:
+    """Conv units whose first folded arithmetic is a per-channel Sub or Mul by a static
+    tensor: inference BatchNormalization written as elementwise ops ((x − mean) · scale + shift,
+    the Keras torch backend), not folded into the conv."""
+    found = 0
+    for unit in layers.units():
+        if not unit.weighted or unit.op_type != "Conv":
+            continue
+        for name in unit.nodes[1:]:
+            op = graph.op(name)
+            if op.op_type in _LAYOUT_OPS:
+                continue
+            if op.op_type in ("Sub", "Mul") and any(_static(graph, t) and _per_channel(graph, t) and _const_size(graph, t) > 1
+                                                            for t in op.inputs[1:]):
+                found += 1
+            break
+    return found
 
 
 def _per_channel(graph: ModelGraph, tensor: str) -> bool:
