@@ -372,19 +372,21 @@ def _weighted(path: Path) -> list[tuple[int, str | None, object]]:
     return [(u.params, u.activation, u.attr("weight_shape")) for u in layers.units() if u.weighted]
 
 
+@pytest.mark.parametrize("form", ["qdq", "qop"])
 @pytest.mark.parametrize("weight_in_constant", [False, True])
-def test_qdq_relu_and_constant_weight_read_as_float(tmp_path, weight_in_constant):
-    """onnxruntime's QDQ form drops the Relu after a Conv (its output quantizer, zero point 0,
-    clamps negatives instead) and quantizes a Constant-held weight as an activation
-    (Constant → QuantizeLinear → DequantizeLinear): the conv still carries a ReLU, the weight
-    its parameters."""
+def test_quantized_relu_and_constant_weight_read_as_float(tmp_path, weight_in_constant, form):
+    """onnxruntime's quantizer drops the Relu after a Conv (the output grid, zero point 0,
+    clamps negatives instead: a QuantizeLinear in the QDQ form, the QLinearConv's own output
+    zero point in the QOperator form) and, in the QDQ form, quantizes a Constant-held weight as
+    an activation (Constant → QuantizeLinear → DequantizeLinear): the conv still carries a ReLU,
+    the weight its parameters."""
     src = tmp_path / "relu.onnx"
     onnx.save(_relu_head(weight_in_constant=weight_in_constant), str(src))
-    qdq = quantized(src, "qdq")
-    assert "Relu" not in {n.op_type for n in onnx.load(str(qdq)).graph.node}
+    q = quantized(src, form)
+    assert "Relu" not in {n.op_type for n in onnx.load(str(q)).graph.node}
     expected = [(8 * 3 * 9 + 8, "relu", (8, 3, 3, 3)), (4 * 8, None, (4, 8, 1, 1))]
     assert _weighted(src) == expected
-    assert _weighted(qdq) == expected
+    assert _weighted(q) == expected
 
 
 @pytest.mark.parametrize("decomposed", [False, True])

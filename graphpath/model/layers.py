@@ -322,6 +322,8 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
         add_unit(uid, kind, ot, scope=graph.scope(op.name), params=params, attrs=_unit_attrs(graph, op.name))
         dag.nodes[uid]["proto"]["attrs_op"] = op.op_type
         members[uid].append(op.name)
+        if op.name in clamping:  # a QLinearConv whose output grid starts at zero
+            folded_ops[uid].append(CLAMPING_QUANTIZER)
         for src in sources:
             connect(src, uid)
         for pos, o in enumerate(op.outputs):
@@ -425,8 +427,20 @@ def _unit_params(graph: ModelGraph, op: OpNode) -> int:
     positions = QUANTIZED_PARAM_INPUTS.get(op.op_type)
     if positions is None:
         return sum(p.count for p in graph.dag.nodes[op.name]["params"])
-    return sum(graph.params[t].count for pos, t in enumerate(op.inputs)
-               if pos in positions and t in graph.params)
+    total = 0
+    for pos, t in enumerate(op.inputs):
+        if pos not in positions:
+            continue
+        # through the quantizer of a weight held by a Constant (quantized as an activation)
+        for _ in range(3):
+            if t in graph.params or t not in graph.producer_of:
+                break
+            src = graph.op(graph.producer_of[t])
+            if src.op_type not in ("QuantizeLinear", "DynamicQuantizeLinear", "Identity", "Cast") or not src.inputs:
+                break
+            t = src.inputs[0]
+        total += graph.params[t].count if t in graph.params else 0
+    return total
 
 
 def _whole_slice(graph: ModelGraph, op: OpNode) -> bool:

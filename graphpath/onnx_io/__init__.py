@@ -832,11 +832,16 @@ def _build(model: onnx.ModelProto, path: Path) -> ModelGraph:
     )
 
 
+#: Ops that quantize their output, with the input position of the output's zero point.
+_OUTPUT_ZERO_POINT = {"QuantizeLinear": 2, "QLinearConv": 7}
+
+
 def _clamping_quantizers(g: onnx.GraphProto, names: list[str]) -> frozenset[str]:
-    """QuantizeLinear nodes whose zero point is the integer type's minimum (uint8 0, int8
-    −128): every negative input maps to zero, so the quantizer computes a ReLU. onnxruntime's
-    QDQ quantizer removes a Relu after a Conv for that reason; the layer view names the
-    activation from these (only the zero points are read, a few bytes each)."""
+    """QuantizeLinear (and QLinearConv) nodes whose output zero point is the integer type's
+    minimum (uint8 0, int8 −128): every negative value maps to zero, so the quantization
+    computes a ReLU. onnxruntime's quantizer removes a Relu after a Conv for that reason (QDQ
+    and QOperator forms); the layer view names the activation from these (only the zero points
+    are read, a few bytes each)."""
     small: dict[str, onnx.TensorProto] = {
         t.name: t for t in g.initializer if external_location(t) is None and math.prod(t.dims) <= 4096}
     for node in g.node:
@@ -845,10 +850,11 @@ def _clamping_quantizers(g: onnx.GraphProto, names: list[str]) -> frozenset[str]
             small[node.output[0]] = value
     found = set()
     for i, node in enumerate(g.node):
-        if node.op_type != "QuantizeLinear" or len(node.input) < 3 or node.input[2] not in small:
+        pos = _OUTPUT_ZERO_POINT.get(node.op_type)
+        if pos is None or len(node.input) <= pos or node.input[pos] not in small:
             continue
         try:
-            zp = numpy_helper.to_array(small[node.input[2]])
+            zp = numpy_helper.to_array(small[node.input[pos]])
         except _DECODE_ERRORS:  # an unreadable zero point leaves the node as it is
             continue
         if zp.size and ((zp.dtype == np.uint8 and not zp.any()) or (zp.dtype == np.int8 and (zp == -128).all())):
