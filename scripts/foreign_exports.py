@@ -8,6 +8,9 @@ holds the block counts and generation that code defines):
     /work/venvs/foreign/bin/python scripts/foreign_exports.py build --out /tmp/foreign
     # optional, first: PP-YOLOE+ s from PaddleDetection's code (a snapshot's ppdet/ and configs/)
     /work/venvs/paddle/bin/python scripts/foreign_exports.py paddle --out /tmp/foreign --detection PaddleDetection
+    # optional, first: keras-cv YOLOV8Detector (tf2onnx and the Keras torch backend) and YOLO-NAS S
+    /work/venvs/keras/bin/python scripts/foreign_exports.py keras --out /tmp/foreign
+    /work/venvs/sg/bin/python scripts/foreign_exports.py yolonas --out /tmp/foreign
     # 2. check: graphpath on every form (graphpath's own environment)
     python scripts/foreign_exports.py check --out /tmp/foreign [--backward yolov8n,yolov5s]
 
@@ -94,6 +97,37 @@ EXTRA_FAMILIES = [
      "block_counts": {"residual": 20, "csp": 5, "spp": 1, "sppcspc": 0, "decoupled_head": 3, "dfl": 1}},
 ]
 EXTRA += EXTRA_FAMILIES
+
+#: Written by ``keras`` and ``yolonas`` (the functions near the end of this file), with what
+#: that code defines:
+#:
+#: * keras-cv 0.9 ``YOLOV8Detector`` on ``YOLOV8Backbone(stackwise_channels=[32, 64, 128, 256],
+#:   stackwise_depth=[1, 2, 2, 1])`` (the yolo_v8_xs stack) with ``fpn_depth=1``: 4 backbone
+#:   ``apply_csp_block`` (a C2f: split in two, each bottleneck's output appended, one concat) + 4
+#:   in ``apply_path_aggregation_fpn`` = 8 C2f; residual adds only in the backbone blocks
+#:   (``shortcut=True``; the FPN's are ``shortcut=False``): 1 + 2 + 2 + 1 = 6; one
+#:   ``apply_spatial_pyramid_pooling_fast`` = 1 SPPF; 2 top-down (upsample + concat) and 2
+#:   bottom-up (stride-2 conv + concat) merges; 3 head levels with separate box (64 = 4 × 16
+#:   bins) and class convs. The DFL decode is in ``decode_predictions``, outside the model's
+#:   graph: 0 DFL in the export.
+#: * super-gradients 3.7.1 YOLO-NAS S (``yolo_nas_s_arch_params.yaml``): YoloNASCSPLayer in the
+#:   4 backbone stages + 2 YoloNASUpStage + 2 YoloNASDownStage = 8 CSP; bottlenecks 2 + 3 + 5 +
+#:   2 (backbone) + 2 × 4 (neck), each with a residual (``shortcut=True``, equal channels, the
+#:   alpha scale) = 20; SPP (k 5, 9, 13) = 1; 2 up-stages (ConvTranspose upsample + concat) = 2
+#:   top-down, 2 down-stages (stride-2 conv + concat) = 2 bottom-up merges; NDFLHeads on 3 levels
+#:   with reg_max 16 = one DFL decode over 17 bins. Its 37 QARepVGG blocks (stem 1, stage
+#:   downsamples 4, backbone bottlenecks 24, up-stage bottlenecks 8) are fused into single 3×3
+#:   convs by ``prep_model_for_conversion`` before export, so no RepVGG branch is in the graph.
+_KERAS_V8 = {"c2f": 8, "residual": 6, "sppf": 1, "fpn": 2, "pan": 2, "decoupled_head": 3, "dfl": 0}
+EXTRA_KERAS_NAS = [
+    {"name": "kerascv_yolov8_xs_tf2onnx", "file": "kerascv_yolov8_xs_tf2onnx.onnx", "generation": "v8",
+     "block_counts": _KERAS_V8},
+    {"name": "kerascv_yolov8_xs_torch", "file": "kerascv_yolov8_xs_torch.onnx", "generation": "v8",
+     "block_counts": _KERAS_V8},
+    {"name": "yolonas_s", "file": "yolonas_s.onnx", "generation": "yolonas",
+     "block_counts": {"csp": 8, "residual": 20, "spp": 1, "fpn": 2, "pan": 2, "decoupled_head": 3, "dfl": 1}},
+]
+EXTRA += EXTRA_KERAS_NAS
 
 
 def _manifest(out: Path | None = None) -> list[dict[str, Any]]:
@@ -509,6 +543,110 @@ def damo(out: Path, repo: Path, config: str = "damoyolo_tinynasL20_T", imgsz: in
     return dst
 
 
+KERAS_BACKENDS = ("tensorflow", "torch")
+
+
+def keras(out: Path, backend: str, size: int = 320, seed: int = 0) -> Path:
+    """keras-cv's YOLOV8Detector (random init, seed ``seed``; the yolo_v8_xs backbone stack
+    built from its arguments, ``fpn_depth=1``, 80 classes, ``bounding_box_format="xywh"``, no
+    preset, nothing downloaded), exported with ``backend``:
+
+    * ``tensorflow``: ``tf2onnx.convert.from_function`` of a ``tf.function`` calling the model
+      (opset 17, input NHWC ``[1, size, size, 3]``);
+    * ``torch``: ``KERAS_BACKEND=torch`` and Keras' own ``model.export(format="onnx")``.
+
+    The export is the model's graph: raw box distributions (64 = 4 × 16 bins) and class
+    scores; the DFL decode and NMS of ``predict`` are not part of it. Checked against the Keras
+    model with onnxruntime (max abs difference printed). Run once per backend (the backend is
+    fixed at import)."""
+    import os
+
+    os.environ["KERAS_BACKEND"] = backend
+    import keras as k
+    import keras_cv
+    import numpy as np
+    import onnxruntime as ort
+
+    k.utils.set_random_seed(seed)
+    backbone = keras_cv.models.YOLOV8Backbone(stackwise_channels=[32, 64, 128, 256], stackwise_depth=[1, 2, 2, 1],
+                                              include_rescaling=False, input_shape=(size, size, 3))
+    det = keras_cv.models.YOLOV8Detector(num_classes=80, bounding_box_format="xywh", backbone=backbone, fpn_depth=1)
+    x = np.random.default_rng(seed).random((1, size, size, 3), dtype=np.float32)
+    ref = det(x, training=False)
+    ref = [np.asarray(ref[key].detach().cpu() if backend == "torch" else ref[key]) for key in ("boxes", "classes")]
+    out.mkdir(parents=True, exist_ok=True)
+    dst = out / ("kerascv_yolov8_xs_tf2onnx.onnx" if backend == "tensorflow" else "kerascv_yolov8_xs_torch.onnx")
+    if backend == "tensorflow":
+        import tensorflow as tf
+        import tf2onnx
+
+        @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="images")])  # type: ignore[misc]
+        def forward(images: Any) -> Any:
+            y = det(images, training=False)
+            return {"boxes": y["boxes"], "classes": y["classes"]}
+
+        tf2onnx.convert.from_function(forward, input_signature=forward.input_signature, opset=17,
+                                      output_path=str(dst))
+        versions = {"tensorflow": tf.__version__, "tf2onnx": tf2onnx.__version__}
+    else:
+        import torch
+
+        det.export(str(dst), format="onnx")
+        versions = {"torch": torch.__version__}
+    session = ort.InferenceSession(str(dst))
+    got = session.run(None, {session.get_inputs()[0].name: x})
+    diff = max(float(np.abs(g - r).max()) for g, r in zip(got, ref, strict=True))
+    print(json.dumps({"file": dst.name, "params": det.count_params(), "max_abs_vs_keras": diff, "keras": k.__version__,
+                      "keras_cv": keras_cv.__version__, **versions}), file=sys.stderr)
+    return dst
+
+
+def yolonas(out: Path, size: int = 320) -> Path:
+    """YOLO-NAS S from super-gradients (``models.get("yolo_nas_s", num_classes=80,
+    pretrained_weights=None)``: random init, nothing downloaded), ``prep_model_for_conversion``
+    (QARepVGG fusion, the head's anchors for ``size``), exported by ``torch.onnx.export``
+    (TorchScript exporter, opset 17, ``[1, 3, size, size]``); outputs are the decoded boxes and
+    class scores (NDFLHeads' traced branch), no NMS.
+
+    super-gradients 3.7.1 is installed without its pinned dependencies (numpy<=1.23, onnx
+    1.15, torch CPU 2.13 from a local wheel) and torchvision 0.28's PyPI build, whose compiled
+    ops do not load against the CPU torch: registering their fake kernels raises, so that
+    registration is made tolerant here (the export never calls a torchvision op)."""
+    import torch
+    import torch.library
+
+    register_fake = torch.library.register_fake
+
+    def tolerant(op: Any, *args: Any, **kwargs: Any) -> Any:
+        decorate = register_fake(op, *args, **kwargs)
+
+        def wrap(fn: Any) -> Any:
+            try:
+                return decorate(fn)
+            except RuntimeError:  # "operator torchvision::nms does not exist"
+                return fn
+
+        return wrap if callable(decorate) else decorate
+
+    torch.library.register_fake = tolerant  # type: ignore[assignment]
+    import super_gradients
+    from super_gradients.training import models
+
+    torch.manual_seed(0)
+    net = models.get("yolo_nas_s", num_classes=80, pretrained_weights=None)
+    net.eval()
+    net.prep_model_for_conversion(input_size=(1, 3, size, size))
+    out.mkdir(parents=True, exist_ok=True)
+    dst = out / "yolonas_s.onnx"
+    x = torch.rand(1, 3, size, size)
+    with torch.no_grad():
+        torch.onnx.export(net, (x,), str(dst), opset_version=17, dynamo=False, input_names=["images"],
+                          output_names=["boxes", "scores"])
+    print(json.dumps({"file": dst.name, "params_fused": sum(p.numel() for p in net.parameters()),
+                      "super_gradients": super_gradients.__version__, "torch": torch.__version__}), file=sys.stderr)
+    return dst
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="step", required=True)
@@ -530,12 +668,28 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--out", type=Path, required=True)
     d.add_argument("--repo", type=Path, required=True, help="DAMO-YOLO checkout (damo/, configs/)")
     d.add_argument("--config", default="damoyolo_tinynasL20_T", help="configs/<name>.py")
+    k = sub.add_parser("keras", help="keras-cv YOLOV8Detector via tf2onnx and the Keras torch backend "
+                                     "(run with the keras venv's Python)")
+    k.add_argument("--out", type=Path, required=True)
+    k.add_argument("--backend", choices=(*KERAS_BACKENDS, "both"), default="both")
+    n = sub.add_parser("yolonas", help="YOLO-NAS S from super-gradients (run with its venv's Python)")
+    n.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.step == "ultralytics":
         print("\n".join(str(p) for p in ultralytics(args.out)))
         return 0
     if args.step == "damo":
         print(damo(args.out, args.repo.resolve(), args.config))
+        return 0
+    if args.step == "keras":
+        if args.backend != "both":
+            print(keras(args.out, args.backend))
+            return 0
+        for backend in KERAS_BACKENDS:  # one process per backend: Keras fixes it at import
+            subprocess.run([sys.executable, __file__, "keras", "--out", str(args.out), "--backend", backend], check=True)
+        return 0
+    if args.step == "yolonas":
+        print(yolonas(args.out))
         return 0
     if args.step == "paddle":
         print(paddle(args.out, args.detection))

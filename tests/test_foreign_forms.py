@@ -210,3 +210,206 @@ def test_float_graph_has_no_quantization(forms):
     model = onnx_io.open_model(forms["nchw"])
     assert quantization_info(model.graph) is None
     assert "quantized" not in {n.code for n in export_notes({}, model.layers, model.graph, "cnn")}
+
+
+# --------------------------------------------------------------------------- Keras upsampling and layout
+
+
+def build_neck(form: str, seed: int = 0) -> onnx.ModelProto:
+    """A one-merge top-down neck: stem conv (3×3 s2) → coarse conv (3×3 s2) → nearest 2×
+    upsample → channel Concat with the stem (the lateral) → 1×1 fuse conv → 1×1 prediction conv.
+
+    ``form`` is ``"torch"`` (NCHW, one Resize), ``"keras_tf"`` (tf2onnx's form of Keras'
+    ``ops.repeat`` upsampling: NHWC between convs, each conv wrapped in a Transpose pair, the
+    upsample an Unsqueeze → Tile → Reshape per spatial axis, Concat on the last axis) or
+    ``"keras_torch"`` (the Keras torch backend's form: the same with Expand in place of Tile, a
+    symbolic batch, Casts after each transpose, and the bias added after the conv as a
+    channels-last ``(1, 1, 1, C)`` constant) or ``"keras_sim"`` (``keras_tf`` after onnxsim: the
+    first repeat's Reshape to rank 4 and the second's Unsqueeze merged into one Reshape)."""
+    rng = np.random.default_rng(seed)
+    nhwc = form != "torch"
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+    counter = [0]
+
+    def node(op: str, ins: list[str], **attrs: Any) -> str:
+        counter[0] += 1
+        out = f"{op.lower()}_{counter[0]}"
+        nodes.append(helper.make_node(op, ins, [out], name=f"/{op}_{counter[0]}", **attrs))
+        return out
+
+    def const(value: np.ndarray, tag: str) -> str:
+        counter[0] += 1
+        inits.append(numpy_helper.from_array(value, f"{tag}_{counter[0]}"))
+        return inits[-1].name
+
+    def conv(x: str, cin: int, cout: int, k: int, s: int, act: bool = True) -> str:
+        w = const((rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)).astype(np.float32), "w")
+        b = (rng.standard_normal(cout) * 0.1).astype(np.float32)
+        h = node("Transpose", [x], perm=[0, 3, 1, 2]) if nhwc else x
+        if form == "keras_torch":
+            y = node("Transpose", [node("Conv", [h, w], kernel_shape=[k, k], strides=[s, s], pads=[k // 2] * 4)],
+                     perm=[0, 2, 3, 1])
+            y = node("Add", [node("Cast", [y], to=TensorProto.FLOAT), const(b.reshape(1, 1, 1, cout), "b")])
+        else:
+            y = node("Conv", [h, w, const(b, "b")], kernel_shape=[k, k], strides=[s, s], pads=[k // 2] * 4)
+            y = node("Transpose", [y], perm=[0, 2, 3, 1]) if nhwc else y
+        return node("Mul", [y, node("Sigmoid", [y])]) if act else y
+
+    def repeat(x: str, axis: int, shape: list[int], unsqueeze: bool = True, then: int = 0) -> str:
+        """``ops.repeat(x, 2, axis)`` on an NHWC tensor of static ``shape`` (batch 1); with
+        ``then``, the Reshape back to rank 4 and the next repeat's Unsqueeze (before axis
+        ``then``) are one Reshape, as onnxsim writes them."""
+        u = node("Unsqueeze", [x, const(np.array([axis + 1], np.int64), "axes")]) if unsqueeze else x
+        reps = [1] * 5
+        reps[axis + 1] = 2
+        if form in ("keras_tf", "keras_sim"):
+            t = node("Tile", [u, const(np.array(reps, np.int64), "reps")])
+        else:
+            t = node("Expand", [u, const(np.array(reps, np.int64), "shape")])
+        out = list(shape)
+        out[axis] *= 2
+        if then:
+            out.insert(then + 1, 1)
+        return node("Reshape", [t, const(np.array([-1, *out[1:]], np.int64), "shape")])
+
+    c, hw = 8, 32
+    stem = conv("images", 3, c, 3, 2)
+    coarse = conv(stem, c, c, 3, 2)
+    if form == "keras_sim":
+        up = repeat(repeat(coarse, 1, [1, hw // 4, hw // 4, c], then=2), 2, [1, hw // 2, hw // 4, c], unsqueeze=False)
+    elif nhwc:
+        up = repeat(repeat(coarse, 1, [1, hw // 4, hw // 4, c]), 2, [1, hw // 2, hw // 4, c])
+    else:
+        up = node("Resize", [coarse, "", const(np.array([1, 1, 2, 2], np.float32), "scales")], mode="nearest")
+    cat = node("Concat", [up, stem], axis=-1 if nhwc else 1)
+    pred = conv(conv(cat, 2 * c, c, 1, 1), c, 6, 1, 1, act=False)
+    nodes.append(helper.make_node("Identity", [pred], ["output0"], name="/Identity_out"))
+    batch: int | str = "batch" if form == "keras_torch" else 1
+    shape = [batch, hw, hw, 3] if nhwc else [batch, 3, hw, hw]
+    out_shape = [batch, hw // 2, hw // 2, 6] if nhwc else [batch, 6, hw // 2, hw // 2]
+    graph = helper.make_graph(nodes, "neck", [helper.make_tensor_value_info("images", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, out_shape)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.fixture(scope="module")
+def necks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("necks")
+    paths = {}
+    for form in ("torch", "keras_tf", "keras_torch", "keras_sim"):
+        paths[form] = root / f"{form}.onnx"
+        onnx.save(build_neck(form), str(paths[form]))
+    for form in ("qdq", "qop"):
+        paths[f"keras_tf_{form}"] = quantized(paths["keras_tf"], form)
+    return paths
+
+
+def test_neck_forms_compute_the_same_upsample(necks):
+    """The builder's Keras forms really are a nearest 2× upsample (same outputs as the Resize
+    form, transposed), so the equalities below compare one architecture."""
+    import onnxruntime as ort
+
+    x = np.random.default_rng(1).random((1, 3, 32, 32), dtype=np.float32)
+    ref = ort.InferenceSession(str(necks["torch"])).run(None, {"images": x})[0]
+    for form in ("keras_tf", "keras_torch", "keras_sim"):
+        got = ort.InferenceSession(str(necks[form])).run(None, {"images": x.transpose(0, 2, 3, 1)})[0]
+        np.testing.assert_allclose(got.transpose(0, 3, 1, 2), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_neck_reference_has_one_fpn_merge(necks):
+    """From the builder: 4 convs on the longest path (stem, coarse, fuse, pred), one resample,
+    one top-down merge."""
+    f = facts(necks["torch"])
+    assert f["units"]["weighted"] == 4 and f["units"]["resample"] == 1 and f["depth"] == 4
+    assert f["blocks"].get("fpn") == 1
+
+
+@pytest.mark.parametrize("form", ["keras_tf", "keras_torch", "keras_sim", "keras_tf_qdq", "keras_tf_qop"])
+def test_keras_repeat_upsample_reads_as_resize(necks, form):
+    """Unsqueeze → Tile/Expand → Reshape per axis is one resample unit, the channels-last Concat
+    (QLinearConcat in the QOperator form) is a channel merge (an FPN merge), and a bias added
+    after the conv is the conv's own."""
+    assert facts(necks[form]) == facts(necks["torch"])
+
+
+def test_keras_torch_bias_is_no_decode(necks):
+    """A prediction conv's bias added after a transpose and a cast is not grid arithmetic."""
+    model = onnx_io.open_model(necks["keras_torch"])
+    assert "decode-in-graph" not in {n.code for n in export_notes({}, model.layers, model.graph, "v8")}
+
+
+# --------------------------------------------------------------------------- QDQ: what the quantizer rewrites
+
+
+def _relu_head(*, weight_in_constant: bool) -> onnx.ModelProto:
+    """conv 3×3 → Relu → 1×1 conv whose weight is a ``Constant`` node (as the TorchScript
+    exporter writes a buffer such as YOLO-NAS's DFL projection) or an initializer."""
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) / 5).astype(np.float32), "w1")
+    b1 = numpy_helper.from_array((rng.standard_normal(8) * 0.1).astype(np.float32), "b1")
+    w2 = numpy_helper.from_array((rng.standard_normal((4, 8, 1, 1)) / 3).astype(np.float32), "w2")
+    nodes = [helper.make_node("Conv", ["images", "w1", "b1"], ["c1"], name="/conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"], name="/relu1"),
+             helper.make_node("Conv", ["r1", "w2"], ["output0"], name="/conv2")]
+    inits = [w1, b1]
+    if weight_in_constant:
+        nodes.insert(0, helper.make_node("Constant", [], ["w2"], name="/const_w2", value=w2))
+    else:
+        inits.append(w2)
+    graph = helper.make_graph(nodes, "relu", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4, 16, 16])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def _weighted(path: Path) -> list[tuple[int, str | None, object]]:
+    layers = onnx_io.open_model(path).layers
+    return [(u.params, u.activation, u.attr("weight_shape")) for u in layers.units() if u.weighted]
+
+
+@pytest.mark.parametrize("form", ["qdq", "qop"])
+@pytest.mark.parametrize("weight_in_constant", [False, True])
+def test_quantized_relu_and_constant_weight_read_as_float(tmp_path, weight_in_constant, form):
+    """onnxruntime's quantizer drops the Relu after a Conv (the output grid, zero point 0,
+    clamps negatives instead: a QuantizeLinear in the QDQ form, the QLinearConv's own output
+    zero point in the QOperator form) and, in the QDQ form, quantizes a Constant-held weight as
+    an activation (Constant → QuantizeLinear → DequantizeLinear): the conv still carries a ReLU,
+    the weight its parameters."""
+    src = tmp_path / "relu.onnx"
+    onnx.save(_relu_head(weight_in_constant=weight_in_constant), str(src))
+    q = quantized(src, form)
+    assert "Relu" not in {n.op_type for n in onnx.load(str(q)).graph.node}
+    expected = [(8 * 3 * 9 + 8, "relu", (8, 3, 3, 3)), (4 * 8, None, (4, 8, 1, 1))]
+    assert _weighted(src) == expected
+    assert _weighted(q) == expected
+
+
+@pytest.mark.parametrize("decomposed", [False, True])
+def test_bn_written_as_affine_ops_is_not_fused(tmp_path, decomposed):
+    """Inference BatchNormalization as (x − mean) · scale + shift after the conv (the Keras torch
+    backend) is not folded into the conv: no ``bn-fused`` note. Without it the note stays."""
+    rng = np.random.default_rng(0)
+    inits, nodes, x = [], [], "images"
+    for i in range(2):
+        inits.append(numpy_helper.from_array((rng.standard_normal((8, 8 if i else 3, 3, 3)) / 5).astype(np.float32), f"w{i}"))
+        nodes.append(helper.make_node("Conv", [x, f"w{i}"], [f"c{i}"], name=f"/conv{i}", pads=[1, 1, 1, 1]))
+        x = f"c{i}"
+        if decomposed:
+            for op, tag in (("Sub", "mean"), ("Mul", "scale"), ("Add", "shift")):
+                inits.append(numpy_helper.from_array(rng.random((1, 8, 1, 1), dtype=np.float32), f"{tag}{i}"))
+                nodes.append(helper.make_node(op, [x, f"{tag}{i}"], [f"{tag}_out{i}"], name=f"/{op}{i}"))
+                x = f"{tag}_out{i}"
+        nodes.append(helper.make_node("Relu", [x], [f"r{i}"], name=f"/relu{i}"))
+        x = f"r{i}"
+    graph = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 8, 16, 16])], inits)
+    path = tmp_path / "bn.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    model = onnx_io.open_model(path)
+    codes = {n.code for n in export_notes({}, model.layers, model.graph, "v8")}
+    assert ("bn-fused" in codes) is not decomposed

@@ -15,9 +15,13 @@ from __future__ import annotations
 import networkx as nx
 
 from graphpath.blocks.base import BlockMatch, DetectionContext, register
+from graphpath.model.graph import OpNode
+from graphpath.model.ops import carries_gradient, float_op_type
 
-#: Layer-view resampling ops that upsample (DepthToSpace/SpaceToDepth are reorganisations).
-UPSAMPLE_OPS = frozenset({"Resize", "Upsample"})
+#: Layer-view resampling ops that upsample (DepthToSpace/SpaceToDepth are reorganisations);
+#: a Tile/Expand is a resample unit only when it repeats a feature map along a spatial axis
+#: (``graphpath.model.layers.REPEAT_OPS``: Keras' nearest upsampling as exported).
+UPSAMPLE_OPS = frozenset({"Resize", "Upsample", "Tile", "Expand"})
 
 #: Block kinds that implement a bottom-up downsample; their units nest in the ``pan``.
 DOWNSAMPLE_KINDS = ("mp", "adown", "scdown")
@@ -33,7 +37,48 @@ def channel_concat(ctx: DetectionContext, uid: str) -> bool:
     axis = unit.attr("axis")
     shape = unit.attr("shape")
     rank = len(shape) if isinstance(shape, tuple) else 4
-    return axis in (1, 1 - rank) if isinstance(axis, int) else True
+    if not isinstance(axis, int):
+        return True
+    if axis in (1, 1 - rank):
+        return True
+    # channels last (tf2onnx without its transpose optimiser, the Keras torch backend): the
+    # channel axis is the last one when the merged features were transposed NCHW → NHWC
+    return rank == 4 and axis in (3, -1) and _channels_last(ctx, unit.nodes[0])
+
+
+#: Ops a layout walk passes through: elementwise, activations, casts, the repeat upsample's
+#: Unsqueeze/Tile/Expand/Reshape, Pad.
+_LAYOUT_PASS = frozenset(
+    """Identity Cast Mul Add Sub Div Sigmoid Relu LeakyRelu HardSigmoid HardSwish Tanh Softplus Mish
+    Clip Elu Selu Gelu Unsqueeze Tile Expand Reshape Pad QuantizeLinear DequantizeLinear""".split()
+)
+
+
+def _channels_last(ctx: DetectionContext, node: str, hops: int = 64) -> bool:
+    """Every data input of op ``node`` was last transposed NCHW → NHWC (perm 0, 2, 3, 1) since
+    the conv or pool that made it (ONNX convs and pools compute in NCHW)."""
+    graph = ctx.graph
+    op = graph.op(node)
+    verdicts = []
+    for tensor in _data_inputs(op):
+        src, seen = graph.producer_of.get(tensor), 0
+        verdict = False
+        while src is not None and seen < hops:
+            cur = graph.op(src)
+            if cur.op_type == "Transpose":
+                verdict = tuple(cur.attrs.get("perm", ())) == (0, 2, 3, 1)
+                break
+            data = _data_inputs(cur)
+            if float_op_type(cur.op_type) not in _LAYOUT_PASS or not data:
+                break
+            src, seen = graph.producer_of.get(data[0]), seen + 1
+        verdicts.append(verdict)
+    return bool(verdicts) and all(verdicts)
+
+
+def _data_inputs(op: OpNode) -> list[str]:
+    """The inputs of ``op`` that carry data (not a QOperator op's scales and zero points)."""
+    return [t for pos, t in enumerate(op.inputs) if t and carries_gradient(op.op_type, pos)]
 
 
 def _stride(ctx: DetectionContext, uid: str) -> int:

@@ -51,6 +51,8 @@ _REP_NAMES = {
 
 #: Elementwise ops a decode tail uses with grid, anchor or stride constants.
 _DECODE_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Pow"})
+#: Ops that only move or retype a tensor.
+_LAYOUT_OPS = frozenset({"Transpose", "Cast", "Identity", "QuantizeLinear", "DequantizeLinear"})
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,8 @@ def export_notes(
             "predictions.",
             f"{facts.op('NonMaxSuppression') or n.get('nms', 0)} NonMaxSuppression op(s)",
         ))
-    if generation in BN_GENERATIONS and facts.convs and not facts.op("BatchNormalization"):
+    if (generation in BN_GENERATIONS and facts.convs and not facts.op("BatchNormalization")
+            and 2 * _affine_after_conv(layers, graph) < facts.convs):
         found.append(ExportNote(
             "bn-fused",
             "BatchNormalization is folded into the conv weights and biases, so the per-channel "
@@ -162,6 +165,9 @@ def _decode_tail(graph: ModelGraph, layers: LayerGraph, facts: GraphFacts) -> st
     start = [layers.unit(u).nodes[0] for u in facts.pred_units if layers.unit(u).nodes]
     seen = set(start)
     todo = list(start)
+    # a prediction conv and what it reaches through layout-only ops (the Keras torch backend
+    # transposes NCHW → NHWC and casts before adding the bias)
+    near = set(start)
     hits = 0
     while todo:
         node = todo.pop()
@@ -171,19 +177,43 @@ def _decode_tail(graph: ModelGraph, layers: LayerGraph, facts: GraphFacts) -> st
             seen.add(succ)
             todo.append(succ)
             op = graph.op(succ)
-            implicit = node in start  # a learned per-channel scale straight on a prediction conv
+            implicit = node in near  # a learned per-channel scale or bias straight on a prediction conv
+            if implicit and op.op_type in _LAYOUT_OPS:
+                near.add(succ)
             if op.op_type in _DECODE_OPS and any(_const_size(graph, t) != 1 and not (implicit and _per_channel(graph, t))
                                                  for t in op.inputs if t and _static(graph, t)):
                 hits += 1
     return f"{hits} grid/anchor/stride op(s) after the prediction convs" if hits else ""
 
 
+def _affine_after_conv(layers: LayerGraph, graph: ModelGraph) -> int:
+    """Conv units whose first folded arithmetic is a per-channel Sub or Mul by a static
+    tensor: inference BatchNormalization written as elementwise ops ((x − mean) · scale + shift,
+    the Keras torch backend), not folded into the conv."""
+    found = 0
+    for unit in layers.units():
+        if not unit.weighted or unit.op_type != "Conv":
+            continue
+        for name in unit.nodes[1:]:
+            op = graph.op(name)
+            if op.op_type in _LAYOUT_OPS:
+                continue
+            if op.op_type in ("Sub", "Mul") and any(_static(graph, t) and _per_channel(graph, t) and _const_size(graph, t) > 1
+                                                            for t in op.inputs[1:]):
+                found += 1
+            break
+    return found
+
+
 def _per_channel(graph: ModelGraph, tensor: str) -> bool:
-    """A learned per-channel tensor ``(1, C, 1, 1)`` (v7's ImplicitM scales each prediction
-    channel): not grid, anchor or stride arithmetic."""
+    """A learned per-channel tensor: ``(1, C, 1, 1)`` (v7's ImplicitM scales each prediction
+    channel), or a bias added apart from the conv, ``(C,)`` or channels-last ``(1, 1, 1, C)``
+    (the Keras torch backend): not grid, anchor or stride arithmetic."""
     param = graph.params.get(tensor)
-    shape = param.shape if param is not None else ()
-    return len(shape) == 4 and shape[0] == shape[2] == shape[3] == 1
+    shape = param.shape if param is not None else graph.value_shapes.get(tensor) or ()
+    if len(shape) == 1:
+        return True
+    return len(shape) == 4 and (shape[0] == shape[2] == shape[3] == 1 or shape[0] == shape[1] == shape[2] == 1)
 
 
 def _static(graph: ModelGraph, tensor: str) -> bool:

@@ -162,10 +162,19 @@ CONCAT_OPS = frozenset({"Concat", "ConcatFromSequence"})
 SPLIT_OPS = frozenset({"Split", "Slice", "Gather", "GatherElements", "GatherND", "Chunk"})
 POOL_OPS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool", "MaxRoiPool", "RoiAlign"})
 RESAMPLE_OPS = frozenset({"Resize", "Upsample", "DepthToSpace", "SpaceToDepth", "GridSample", "ConvTransposeNearest"})
+#: Ops that replicate a tensor along a new axis: with an Unsqueeze before and a Reshape after,
+#: a nearest upsample written as repetition (``ops.repeat`` in Keras, ``repeat_interleave``).
+REPEAT_OPS = frozenset({"Tile", "Expand"})
 
 
-def _activation_name(op_types: list[str]) -> str | None:
-    """Name the activation a folded run of ops implements (diamonds included)."""
+#: A QuantizeLinear whose zero point is its type's minimum (``graph.meta["clamping_quantizers"]``).
+CLAMPING_QUANTIZER = "QuantizeLinear(clamp)"
+
+
+def _activation_name(op_types: list[str], weighted: bool = False) -> str | None:
+    """Name the activation a folded run of ops implements (diamonds included). On a weighted
+    unit with no activation op, a quantizer that maps every negative value to zero is a ReLU
+    (onnxruntime's QDQ form drops the Relu after a Conv and keeps only that quantizer)."""
     s = set(op_types)
     if {"Softplus", "Tanh", "Mul"} <= s:
         return "mish"
@@ -178,7 +187,7 @@ def _activation_name(op_types: list[str]) -> str | None:
     for op in op_types:
         if op in ACTIVATION_OPS:
             return ACTIVATION_OPS[op]
-    return None
+    return "relu" if weighted and CLAMPING_QUANTIZER in s else None
 
 
 def _unit_attrs(graph: ModelGraph, name: str) -> tuple[tuple[str, object], ...]:
@@ -243,6 +252,8 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
         else:
             dag.add_edge(src, dst, count=1)
 
+    repeats = _repeat_upsamples(graph)
+    clamping = graph.meta.get("clamping_quantizers", frozenset())
     inputs = []
     for info in graph.inputs:
         uid = info.name
@@ -266,7 +277,11 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
         # contrib QLinearAdd as Add …); Q/DQ and dynamic quantisers are transparent.
         ot = float_op_type(op.op_type)
         known = op.is_standard or op.op_type in QUANTIZED_FLOAT_OPS or op.op_type in QUANTIZE_OPS
-        if ot in WEIGHTED_OPS or (ot in MATMUL_OPS and len(distinct) == 1 and _has_static_operand(graph, op)):
+        if op.name in repeats:
+            # a nearest upsample written as repetition: a second axis's repeat joins the first
+            host_proto = dag.nodes[distinct[0]]["proto"]
+            kind = "fold" if host_proto["kind"] == "resample" and host_proto["attrs_op"] in REPEAT_OPS else "resample"
+        elif ot in WEIGHTED_OPS or (ot in MATMUL_OPS and len(distinct) == 1 and _has_static_operand(graph, op)):
             kind = "weighted"
         elif ot in MATMUL_OPS:
             kind = "merge"
@@ -286,10 +301,15 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
             kind = "other"
         if kind == "fold":
             host = distinct[0]
+            if ot == "Add" and _separate_bias(graph, op, dag.nodes[host]["proto"], folded_ops[host], members[host]):
+                # a float Conv without a bias input whose bias is added just after it (the Keras
+                # torch backend, after its NCHW → NHWC transpose): the conv's own parameters
+                dag.nodes[host]["proto"]["params"] += sum(p.count for p in graph.dag.nodes[op.name]["params"])
             members[host].append(op.name)
             # A product with a constant (a layer scale, YOLOv7's ImplicitM) is no gate of an
             # activation diamond: only ``x * f(x)`` makes the unit a SiLU, Mish or HardSwish.
-            folded_ops[host].append(f"{ot}(const)" if ot in ELEMENTWISE_MERGES and len(data) < 2 else ot)
+            folded_ops[host].append(f"{ot}(const)" if ot in ELEMENTWISE_MERGES and len(data) < 2
+                                    else CLAMPING_QUANTIZER if op.name in clamping else ot)
             if ot == "Add" and dag.nodes[host]["proto"]["attrs_op"] == "ConvInteger":
                 # ConvInteger has no bias input: the dequantising tail adds it (a float Conv's own)
                 dag.nodes[host]["proto"]["params"] += sum(p.count for p in graph.dag.nodes[op.name]["params"])
@@ -304,6 +324,8 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
         add_unit(uid, kind, ot, scope=graph.scope(op.name), params=params, attrs=_unit_attrs(graph, op.name))
         dag.nodes[uid]["proto"]["attrs_op"] = op.op_type
         members[uid].append(op.name)
+        if op.name in clamping:  # a QLinearConv whose output grid starts at zero
+            folded_ops[uid].append(CLAMPING_QUANTIZER)
         for src in sources:
             connect(src, uid)
         for pos, o in enumerate(op.outputs):
@@ -324,7 +346,7 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
         proto = dag.nodes[uid].pop("proto")
         dag.nodes[uid]["unit"] = Unit(
             id=uid, kind=proto["kind"], op_type=proto["op_type"], nodes=tuple(members[uid]),
-            tensor=tensor_of.get(uid, ""), activation=_activation_name(folded_ops[uid]),
+            tensor=tensor_of.get(uid, ""), activation=_activation_name(folded_ops[uid], proto["kind"] == "weighted"),
             scope=proto["scope"], params=proto["params"], attrs=proto["attrs"],
         )
     return LayerGraph(dag=dag, inputs=tuple(inputs), outputs=tuple(outputs))
@@ -348,14 +370,97 @@ def _computed_weight(graph: ModelGraph, op: OpNode) -> dict[str, object]:
     return {}
 
 
+def _repeat_upsamples(graph: ModelGraph) -> frozenset[str]:
+    """Tile/Expand ops that repeat a feature map along one of its spatial axes: the data input
+    is a rank-5 tensor with a size-1 axis after the batch and the next axis (index >= 2), made
+    by an Unsqueeze of a rank-4 tensor or by a Reshape (onnxsim merges the Reshape back to rank
+    4 of one axis's repeat with the next axis's Unsqueeze), and the output, through layout-only
+    ops (Transpose, Cast, Identity, Q/DQ), reaches a Reshape to rank 4 or 5. That is
+    ``repeat(x, r, axis)``: Keras' ``UpSampling2D``/``ops.repeat`` as tf2onnx and the Keras torch
+    backend export it (one such op per axis), a nearest upsample that a PyTorch export writes as
+    one Resize. Ranks come from shape inference; where it reached none the op stays a fold."""
+    found = set()
+    for op in graph.ops():
+        if op.op_type not in REPEAT_OPS or not op.inputs or not op.outputs:
+            continue
+        src = graph.producer_of.get(op.inputs[0])
+        if src is None or graph.op(src).op_type not in ("Unsqueeze", "Reshape"):
+            continue
+        before = graph.value_shapes.get(graph.op(src).inputs[0])
+        after = graph.value_shapes.get(op.inputs[0])
+        if before is None or after is None or len(after) != 5 or len(before) not in (4, 5):
+            continue
+        if graph.op(src).op_type == "Unsqueeze":
+            if len(before) != 4 or not any(after[k] == 1 and _same_dims(after[:k] + after[k + 1:], before)
+                                           for k in range(2, 5)):
+                continue
+        elif not any(after[k] == 1 for k in range(2, 5)):
+            continue
+        if _reshaped_to_rank(graph, op.outputs[0], (4, 5)):
+            found.add(op.name)
+    return frozenset(found)
+
+
+#: Folded ops that only move, retype or (fake-)quantize a tensor.
+_LAYOUT_FOLDS = frozenset({"Transpose", "Cast", "Identity", "QuantizeLinear", "DequantizeLinear", CLAMPING_QUANTIZER})
+
+
+def _separate_bias(graph: ModelGraph, op: OpNode, host: dict[str, object], folded: list[str],
+                   nodes: list[str]) -> bool:
+    """``op`` (an Add) adds a float Conv's bias: the host unit is a Conv with no bias input, only
+    layout ops (Transpose, Cast, Identity) come between, and the added parameter holds one value
+    per output channel."""
+    if host["attrs_op"] != "Conv" or not nodes or any(f not in _LAYOUT_FOLDS for f in folded):
+        return False
+    conv = graph.op(nodes[0])
+    params = graph.dag.nodes[op.name]["params"]
+    weights = graph.dag.nodes[conv.name]["params"]
+    if len(conv.inputs) >= 3 and conv.inputs[2] or len(params) != 1 or not weights:
+        return False
+    return params[0].count == weights[0].shape[0]
+
+
+def _same_dims(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    """Equal shapes, where two symbolic (or unknown) dims count as equal."""
+    return len(a) == len(b) and all(x == y or not isinstance(x, int) or not isinstance(y, int) for x, y in zip(a, b, strict=True))
+
+
+def _reshaped_to_rank(graph: ModelGraph, tensor: str, ranks: tuple[int, ...], hops: int = 6) -> bool:
+    """``tensor`` reaches a Reshape whose output rank is one of ``ranks`` through layout-only ops."""
+    for consumer in graph.dag.successors(graph.producer_of[tensor]):
+        c = graph.op(consumer)
+        if tensor not in c.inputs or not c.outputs:
+            continue
+        if c.op_type == "Reshape":
+            shape = graph.value_shapes.get(c.outputs[0])
+            if shape is not None and len(shape) in ranks:
+                return True
+        elif c.op_type in ("Transpose", "Cast", "Identity", "QuantizeLinear", "DequantizeLinear") and hops > 0:
+            if _reshaped_to_rank(graph, c.outputs[0], ranks, hops - 1):
+                return True
+    return False
+
+
 def _unit_params(graph: ModelGraph, op: OpNode) -> int:
     """Parameters a weighted unit owns: every initializer it reads (through aliases, casts and
     dequantisation); for a QOperator op only its weight and bias, not its scales and zero points."""
     positions = QUANTIZED_PARAM_INPUTS.get(op.op_type)
     if positions is None:
         return sum(p.count for p in graph.dag.nodes[op.name]["params"])
-    return sum(graph.params[t].count for pos, t in enumerate(op.inputs)
-               if pos in positions and t in graph.params)
+    total = 0
+    for pos, t in enumerate(op.inputs):
+        if pos not in positions:
+            continue
+        # through the quantizer of a weight held by a Constant (quantized as an activation)
+        for _ in range(3):
+            if t in graph.params or t not in graph.producer_of:
+                break
+            src = graph.op(graph.producer_of[t])
+            if src.op_type not in ("QuantizeLinear", "DynamicQuantizeLinear", "Identity", "Cast") or not src.inputs:
+                break
+            t = src.inputs[0]
+        total += graph.params[t].count if t in graph.params else 0
+    return total
 
 
 def _whole_slice(graph: ModelGraph, op: OpNode) -> bool:

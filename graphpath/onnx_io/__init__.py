@@ -48,6 +48,9 @@ _PASSTHROUGH_STATIC = frozenset(
     {"Identity", "Cast", "DequantizeLinear", "Reshape", "Transpose", "Unsqueeze", "Squeeze"}
 )
 
+#: Quantizers of a static tensor: their first output is that tensor, quantized.
+_QUANTIZE_STATIC = frozenset({"QuantizeLinear", "DynamicQuantizeLinear"})
+
 _STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training"})
 
 
@@ -820,12 +823,43 @@ def _build(model: onnx.ModelProto, path: Path) -> ModelGraph:
         "shape_inference": shape_note or "ok",
         "external_data": any(p.external for p in params.values()),
         "metadata_props": {m.key: m.value for m in model.metadata_props},
+        "clamping_quantizers": _clamping_quantizers(g, names),
     }
     return ModelGraph(
         dag=dag, inputs=inputs, outputs=outputs, params=params,
         shape_tensors=frozenset(static), value_shapes=shapes, meta=meta,
         producer_of={t: names[i] for t, i in producer.items()},
     )
+
+
+#: Ops that quantize their output, with the input position of the output's zero point.
+_OUTPUT_ZERO_POINT = {"QuantizeLinear": 2, "QLinearConv": 7}
+
+
+def _clamping_quantizers(g: onnx.GraphProto, names: list[str]) -> frozenset[str]:
+    """QuantizeLinear (and QLinearConv) nodes whose output zero point is the integer type's
+    minimum (uint8 0, int8 −128): every negative value maps to zero, so the quantization
+    computes a ReLU. onnxruntime's quantizer removes a Relu after a Conv for that reason (QDQ
+    and QOperator forms); the layer view names the activation from these (only the zero points
+    are read, a few bytes each)."""
+    small: dict[str, onnx.TensorProto] = {
+        t.name: t for t in g.initializer if external_location(t) is None and math.prod(t.dims) <= 4096}
+    for node in g.node:
+        value = constant_value(node) if node.op_type == "Constant" else None
+        if value is not None and math.prod(value.dims) <= 4096:
+            small[node.output[0]] = value
+    found = set()
+    for i, node in enumerate(g.node):
+        pos = _OUTPUT_ZERO_POINT.get(node.op_type)
+        if pos is None or len(node.input) <= pos or node.input[pos] not in small:
+            continue
+        try:
+            zp = numpy_helper.to_array(small[node.input[pos]])
+        except _DECODE_ERRORS:  # an unreadable zero point leaves the node as it is
+            continue
+        if zp.size and ((zp.dtype == np.uint8 and not zp.any()) or (zp.dtype == np.int8 and (zp == -128).all())):
+            found.add(names[i])
+    return frozenset(found)
 
 
 def _static_tensors(
@@ -855,6 +889,10 @@ def _initializer_origins(g: onnx.GraphProto, order: list[int], init_names: set[s
         if node.op_type in _PASSTHROUGH_STATIC and node.input and node.input[0] in origins:
             for o in node.output:
                 origins[o] = origins[node.input[0]]
+        elif node.op_type in _QUANTIZE_STATIC and node.input and node.input[0] in origins and node.output:
+            # a weight the quantizer took for an activation (held by a Constant node, say):
+            # its quantized values are the weight's, not its scale and zero point
+            origins[node.output[0]] = origins[node.input[0]]
     return origins
 
 
