@@ -202,3 +202,19 @@ def get_nested(obj: Any, *keys: str) -> Any:
             return None
         obj = obj[k]
     return obj
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` (nested dicts, lists, tuples) with every non-finite float replaced by ``None``:
+    JSON has no NaN or infinity.
+
+    >>> json_safe({"a": [1.0, float("nan")], "b": (float("inf"),)})
+    {'a': [1.0, None], 'b': [None]}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

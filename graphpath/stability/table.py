@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from graphpath.numeric.intervals import STRADDLES
 from graphpath.paths.counts import ROUND as PATH_ROUND
-from graphpath.report import Report, round_float
+from graphpath.report import Report, json_safe, round_float
 from graphpath.stability.curvature import CurvatureCells, sections
 from graphpath.stability.seed_claims import (
     GENERATION_ORDER,
@@ -204,7 +204,7 @@ class StabilityRow:
         if self.intervals:  # the other measured cells, over seeds
             out["intervals"] = {k: _interval_dict(iv) for k, iv in self.intervals}
         if self.curvature is not None:  # report --curvature
-            out["curvature"] = _no_nan(self.curvature.to_dict())
+            out["curvature"] = json_safe(self.curvature.to_dict())
         return out
 
     def curvature_cell(self, key: str) -> str:
@@ -221,16 +221,6 @@ class StabilityRow:
             return f"{iv.mean:.3g}"
         return f"{iv.mean:.3g} [{iv.low:.3g}, {iv.high:.3g}]"
 
-
-def _no_nan(value: Any) -> Any:
-    """``value`` with non-finite floats as ``None`` (JSON has none)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _no_nan(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_no_nan(v) for v in value]
-    return value
 
 
 def _interval_dict(iv: Interval) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from graphpath.numeric.curvature.options import CurvatureOptions
 from graphpath.numeric.intervals import Interval
+from graphpath.report import json_safe
 
 __all__ = ["CURVATURE_SCHEMA_VERSION", "ChainBranch", "CurvatureReport", "Density", "Eigen", "GDOutcome",
            "GDRun", "Prop51Chain", "Prop51Summary", "Prop51Verdict", "SeedCurvature", "TraceEstimate"]
@@ -20,17 +21,6 @@ CURVATURE_SCHEMA_VERSION = 1
 
 GDOutcome = Literal["decreased monotonically", "decreased, not monotonically", "catapult", "grew", "non-finite"]
 Prop51Verdict = Literal["holds", "vacuous", "violated"]
-
-
-def _clean(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by ``None`` (JSON has no NaN/inf)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
 
 
 def _f(x: float) -> float | None:
@@ -293,4 +283,4 @@ class CurvatureReport:
         }
         if timings:
             out["timings"] = dict(self.timings)
-        return _clean(out)
+        return json_safe(out)
