@@ -9,7 +9,7 @@ holds the block counts and generation that code defines):
     # optional, first: PP-YOLOE+ s from PaddleDetection's code (a snapshot's ppdet/ and configs/)
     /work/venvs/paddle/bin/python scripts/foreign_exports.py paddle --out /tmp/foreign --detection PaddleDetection
     # 2. check: graphpath on every form (graphpath's own environment)
-    python scripts/foreign_exports.py check --out /tmp/foreign [--backward yolov8n,yolov5s]
+    python scripts/foreign_exports.py check --out /tmp/foreign [--backward yolov8n,yolov5s | --backward all]
 
 Routes (``build``), each written as ``OUT/<model>.<route>.onnx``:
 
@@ -205,9 +205,11 @@ def _backward(path: Path, timeout: int) -> str:
         return f"refused (exit {run.returncode}): {(lines or ['?'])[-1][:400]}"
     d = json.loads(run.stdout)
     par = d.get("parity", {})
-    quant = " [dequantized weights, STE]" if any("straight-through" in n for n in par.get("notes", [])) else ""
+    notes = par.get("notes", [])
+    quant = " [dequantized weights, STE]" if any("straight-through" in n for n in notes) else ""
+    ref = " [reference: uint8-weight copy]" if any("re-encoded as uint8" in n for n in notes) else ""
     return (f"{d['verdict']['value']} (ratio {d['ratio']['value']:.3g}; parity max abs {par.get('max_abs', float('nan')):.3g}"
-            f"){quant}")
+            f"){quant}{ref}")
 
 
 def check(out: Path, backward: list[str], timeout: int, models: list[str] | None = None,
@@ -233,11 +235,13 @@ def check(out: Path, backward: list[str], timeout: int, models: list[str] | None
                 "blocks_as_code": all(got["blocks"].get(k, 0) == v for k, v in expected.items()),
                 "same_structure": all(got[k] == ref[k] for k in ("units", "depth", "paths")),
             }
-            if entry["name"] in backward:
+            if entry["name"] in backward or "all" in backward:
                 t0 = time.perf_counter()
                 row["backward"] = _backward(path, timeout)
                 row["backward_s"] = round(time.perf_counter() - t0, 1)
             rows.append(row)
+            # written after every row: a long --backward sweep leaves what it finished
+            (out / results).write_text(json.dumps({"rows": rows}, indent=1, sort_keys=True))
             print(f"{entry['name']}.{route}: {row.get('generation')} {row.get('confidence')} "
                   f"blocks_as_code={row.get('blocks_as_code')} same={row.get('same_structure')} "
                   f"{row.get('backward', '')}", file=sys.stderr)
@@ -350,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--models", default="", help="comma-separated manifest names (default: all)")
     c = sub.add_parser("check", help="graphpath on every form (run with graphpath's Python)")
     c.add_argument("--out", type=Path, required=True)
-    c.add_argument("--backward", default="", help="comma-separated models whose forms get the numeric pass")
+    c.add_argument("--backward", default="",
+                   help="comma-separated models whose forms get the numeric pass, or 'all'")
     c.add_argument("--timeout", type=int, default=300, help="seconds per backward run")
     c.add_argument("--models", default="", help="comma-separated names (default: all)")
     c.add_argument("--results", default="results.json", help="file name of the JSON written into OUT")

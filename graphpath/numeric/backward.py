@@ -201,20 +201,6 @@ def _why_no_gradient(graph: ModelGraph, heads: Sequence[str], op_norms: Sequence
     return "; no gradient reaches the first feature map (zero weights or dead activations on every path)"
 
 
-def _u8s8_hint(model: LoadedModel) -> str:
-    """Why a QOperator graph with uint8 activations and int8 weights can disagree: onnxruntime's
-    U8S8 integer kernels on x86 CPUs without VNNI sum u8×s8 pairs in saturating int16."""
-    from graphpath.model.quantization import quantization_info
-
-    q = quantization_info(model.graph)
-    if q is None or not q.form.startswith("QOperator") or "UINT8" not in q.activation_types \
-            or "INT8" not in q.weight_types:
-        return ""
-    return (" (uint8 activations with int8 weights: onnxruntime's U8S8 kernels saturate on x86 CPUs without "
-            "VNNI, off the ONNX definition the evaluator follows; quantize with reduce_range=True or in the QDQ "
-            "form)")
-
-
 #: Parity tolerance (relative to each head's largest magnitude) for graphs with activation
 #: quantizers: 8 steps of an 8-bit grid.
 QUANTIZED_PARITY_ATOL = 8 / 255
@@ -278,8 +264,11 @@ def _parity(s: _Setup, opts: BackwardOptions) -> Parity:
     parity = check_parity(s.ev, s.model, s.inputs_for(0), rtol=opts.parity_rtol, atol=atol, seed=opts.seed)
     if not parity.ok:
         raise GraphpathError(f"{s.model.name}: the torch evaluator disagrees with onnxruntime at the raw heads: "
-                             f"{parity.describe()}; refusing to report gradients from it{_u8s8_hint(s.model)}")
+                             f"{parity.describe()}; refusing to report gradients from it"
+                             f"{'; reference: ' + parity.reference if parity.reference else ''}")
     notes = {o.note for o in parity.outputs if o.note}
+    if parity.reference:
+        notes.add(f"(reference: {parity.reference})")
     if s.ev.quantization:
         notes.add(f"({s.ev.quantization}; parity tolerance {atol:g} of each head's range, 8 steps of an 8-bit "
                   "grid, for rounding flips)")

@@ -41,7 +41,7 @@ from graphpath.onnx_io._proto import (
 )
 
 __all__ = ["LoadedModel", "as_loaded", "external_data_files", "load", "load_proto", "model_bytes_with_outputs", "onnx_version", "open_model",
-           "read_arrays"]
+           "read_arrays", "uint8_weights_bytes"]
 
 #: Ops through which an initializer keeps its identity (aliasing, dequantisation, casts).
 _PASSTHROUGH_STATIC = frozenset(
@@ -992,6 +992,48 @@ def _with_outputs(model: onnx.ModelProto, outputs: Iterable[str]) -> bytes:
     del g.output[:]
     g.output.extend(copies)
     return bytes(model.SerializeToString())
+
+
+#: Integer ops → (activation zero-point input, weight input, weight zero-point input).
+_U8S8_OPS = {"QLinearConv": (2, 3, 5), "QLinearMatMul": (2, 3, 5), "ConvInteger": (2, 1, 3),
+             "MatMulInteger": (2, 1, 3)}
+
+
+def uint8_weights_bytes(model: LoadedModel, outputs: Sequence[str] | None = None) -> tuple[bytes, int]:
+    """``model`` serialized with the int8 constant weights of its uint8-activation integer ops
+    (``QLinearConv``, ``QLinearMatMul``, ``ConvInteger``, ``MatMulInteger``) re-encoded as uint8:
+    weight + 128 and weight zero point + 128, as new initializers. By the ONNX definition of these
+    ops only ``w − w_zero_point`` enters the sum, so the model computes the same values; what
+    changes is the kernel onnxruntime picks (U8U8 instead of U8S8, whose int16 pair sums saturate
+    on x86 CPUs without VNNI). Returns the bytes and how many weights were re-encoded (0: the
+    bytes are the model's own). With ``outputs``, the graph outputs are replaced by those tensors.
+    """
+    proto = model.inlined_proto()
+    g = proto.graph
+    inits = {t.name: t for t in g.initializer}
+    added: dict[str, str] = {}
+    count = 0
+    for node in g.node:
+        where = _U8S8_OPS.get(node.op_type)
+        if where is None or node.domain not in ("", "ai.onnx") or len(node.input) <= max(where):
+            continue
+        x_zp, w, w_zp = (node.input[i] for i in where)
+        if not (x_zp in inits and w in inits and w_zp in inits):
+            continue
+        if inits[x_zp].data_type != onnx.TensorProto.UINT8 or inits[w].data_type != onnx.TensorProto.INT8 \
+                or inits[w_zp].data_type != onnx.TensorProto.INT8:
+            continue
+        for i in where[1:]:
+            name = node.input[i]
+            if name not in added:
+                shifted = numpy_helper.to_array(inits[name]).astype(np.int16) + 128
+                added[name] = f"{name}__uint8"
+                g.initializer.append(numpy_helper.from_array(shifted.astype(np.uint8), added[name]))
+            node.input[i] = added[name]
+        count += 1
+    if outputs is not None:
+        return _with_outputs(proto, outputs), count
+    return bytes(proto.SerializeToString()), count
 
 
 # The training rewrites live in their own module of this package (imported on first use: only

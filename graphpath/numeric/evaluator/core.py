@@ -560,6 +560,7 @@ class ParityResult:
     outputs: tuple[OutputParity, ...]
     rtol: float
     atol: float
+    reference: str = ""  # what onnxruntime ran when not the file as is (a re-encoded copy)
 
     @property
     def ok(self) -> bool:
@@ -674,7 +675,15 @@ def check_parity(evaluator: Evaluator, model: LoadedModel | None = None,
                 inputs[t.name] = np.zeros(shape, dtype=np.int64 if t.dtype == "INT64" else np.int32)
     names = list(evaluator.output_names)
     same = names == [o.name for o in evaluator.graph.outputs]
-    blob = loaded.serialized(None if same else names)
+    # onnxruntime's U8S8 integer kernels (uint8 activations × int8 weights) sum pairs of products
+    # in saturating int16 on x86 CPUs without VNNI, off the ONNX definition; the reference runs
+    # the value-identical copy with uint8 weights (U8U8 kernels, exact int32 sums) instead.
+    reencoded = 0
+    if any(op.op_type in ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger")
+           for op in loaded.graph.ops()):
+        blob, reencoded = onnx_io.uint8_weights_bytes(loaded, None if same else names)
+    else:
+        blob = loaded.serialized(None if same else names)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 4  # fatal only: a failure is raised (and reported) below, not logged
@@ -714,7 +723,10 @@ def check_parity(evaluator: Evaluator, model: LoadedModel | None = None,
                 f"(downstream of {'/'.join(selecting)}: near-tied scores can pick other elements; "
                 "compare at the raw head tensors with outputs=[...])"))
         results.append(res)
-    return ParityResult(tuple(results), rtol, atol)
+    reference = (f"onnxruntime on the value-identical copy with {reencoded} int8 weight tensors re-encoded as "
+                 "uint8 (+128 on weights and zero points), since its U8S8 kernels saturate on x86 CPUs "
+                 "without VNNI") if reencoded else ""
+    return ParityResult(tuple(results), rtol, atol, reference)
 
 
 def require_parity(evaluator: Evaluator, model: LoadedModel | None = None,
