@@ -387,3 +387,33 @@ def unit_counts(layers: LayerGraph) -> dict[str, int]:
     for uid in layers.dag.nodes:
         counts[layers.unit(uid).kind] += 1
     return counts
+
+
+#: Activations of a channel-attention gate's weighted unit (SE: sigmoid; EffectiveSE: hard sigmoid).
+GATE_ACTIVATIONS = frozenset({"sigmoid", "hardsigmoid", "hardswish"})
+
+
+def channel_gate(layers: LayerGraph, uid: str) -> tuple[str, str] | None:
+    """``(feature, gate)`` when unit ``uid`` is a channel-attention gate (SE / EffectiveSE / ESEAttn):
+    a Mul merge of a feature ``A`` and a sigmoid-activated weighted unit ``G`` whose output is one
+    value per channel and whose input is ``A`` itself (a folded ReduceMean) or a global pool of
+    ``A``; else ``None``."""
+    unit = layers.unit(uid)
+    if unit.kind != "merge" or unit.op_type != "Mul":
+        return None
+    dag = layers.dag
+    preds = list(dag.predecessors(uid))
+    if len(preds) != 2:
+        return None
+    for g, a in (preds, preds[::-1]):
+        gate = layers.unit(g)
+        if not gate.weighted or gate.activation not in GATE_ACTIVATIONS:
+            continue
+        shape = gate.attr("shape")
+        if isinstance(shape, tuple) and len(shape) == 4 and shape[2:] != (1, 1):
+            continue
+        sources = set(dag.predecessors(g))
+        sources |= {q for p in sources if layers.unit(p).kind == "pool" for q in dag.predecessors(p)}
+        if a in sources:
+            return a, g
+    return None
