@@ -50,9 +50,14 @@ BINS = ((0.0, 0.3), (0.3, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 1.01))
 #: Exports of other projects' model code, written by ``paddle`` into OUT, with what that code
 #: defines (PaddleDetection ppyoloe_plus_crn_s: CSPResNet [3, 6, 6, 3] × depth 0.33 → 1, 2, 2, 1
 #: BasicBlocks with a shortcut = 6 residual blocks; 4 CSPResStages + 5 CustomCSPPAN CSPStages =
-#: 9 CSP; 4 EffectiveSE + 3 levels × 2 ESEAttn = 10 channel-attention gates; DFL over 17 bins).
+#: 9 CSP stages, of which the first FPN stage (``spp=True``) holds an SPP (pools 5, 9, 13) inside
+#: its split: graphpath's ``sppcspc`` (a CSP split holding parallel pools, as v7's SPPCSPC), so 8
+#: ``csp`` + 1 ``sppcspc``; 4 EffectiveSE + 3 levels × 2 ESEAttn = 10 channel-attention gates;
+#: PPYOLOEHead: 3 decoupled levels (cls 80 ‖ reg 4 × 17), DFL over 17 bins, no auxiliary head in
+#: the eval graph).
 EXTRA = [{"name": "ppyoloe_plus_s", "file": "ppyoloe_plus_s.onnx", "generation": "ppyoloe",
-          "block_counts": {"residual": 6, "csp": 9, "dfl": 1}}]
+          "block_counts": {"residual": 6, "csp": 8, "sppcspc": 1, "decoupled_head": 3, "dfl": 1,
+                           "aux_head": 0}}]
 
 
 def _manifest(out: Path | None = None) -> list[dict[str, Any]]:
