@@ -153,6 +153,8 @@ ACTIVATION_OPS = {
     "ThresholdedRelu": "thresholded_relu", "Swish": "silu",
 }
 
+_ACTIVATION_PRECEDENCE = ("Softmax", "LogSoftmax", *(op for op in ACTIVATION_OPS if op not in ("Softmax", "LogSoftmax")))
+
 WEIGHTED_OPS = frozenset(
     {"Conv", "ConvTranspose", "Gemm", "QLinearConv", "ConvInteger", "DeformConv"}
 )
@@ -164,8 +166,34 @@ POOL_OPS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxP
 RESAMPLE_OPS = frozenset({"Resize", "Upsample", "DepthToSpace", "SpaceToDepth", "GridSample", "ConvTransposeNearest"})
 
 
+#: Marker folded into a unit for a quantizer that clamps its output at real zero
+#: (:attr:`ModelGraph.zero_floor_ops`): a ReLU when the unit has no other activation.
+ZERO_FLOOR = "ZeroFloor"
+
+
+#: Activations whose output is never negative.
+NON_NEGATIVE = frozenset({"relu", "sigmoid", "hardsigmoid", "softmax", "softplus"})
+
+
+def _clamp_is_relu(kind: str, op_type: str, inputs: list[Unit]) -> bool:
+    """Whether a quantizer's clamp at zero on a unit without another activation stands for a
+    ReLU the quantizer dropped: the calibrated range starting at exactly 0 means no negative
+    value was seen, which for a signed feature map is the ReLU's doing. So: a weighted unit
+    (a conv's output is signed), except one reading only softmax outputs (the DFL's fixed conv:
+    an expectation over bins, non-negative by construction); a sum or difference of which some
+    input is a signed feature map (a weighted unit or merge without a non-negative activation:
+    v6's RepVGG training branches, conv + conv + BN before the dropped ReLU). Not a concat, pool
+    or resample (they keep their inputs' signs), nor decode arithmetic on slices of
+    non-negative distances."""
+    if kind == "weighted":
+        return not inputs or any(u.activation != "softmax" for u in inputs)
+    return kind == "merge" and op_type in ("Add", "Sub", "Sum") and any(
+        u.kind in ("weighted", "merge") and u.activation not in NON_NEGATIVE for u in inputs)
+
+
 def _activation_name(op_types: list[str]) -> str | None:
-    """Name the activation a folded run of ops implements (diamonds included)."""
+    """Name the activation a folded run of ops implements (diamonds included); a quantizer's
+    clamp at zero (:data:`ZERO_FLOOR`) is not one by itself (see :func:`_clamp_is_relu`)."""
     s = set(op_types)
     if {"Softplus", "Tanh", "Mul"} <= s:
         return "mish"
@@ -175,8 +203,10 @@ def _activation_name(op_types: list[str]) -> str | None:
         return "silu"
     if "Erf" in s or "Gelu" in s or ({"Tanh", "Pow"} <= s):
         return "gelu"
-    for op in op_types:
-        if op in ACTIVATION_OPS:
+    # A unit with two activations (a multi-output Split folding the class sigmoid and the DFL
+    # softmax) is named by a fixed precedence, not by op order, which quantizers reorder.
+    for op in _ACTIVATION_PRECEDENCE:
+        if op in s:
             return ACTIVATION_OPS[op]
     return None
 
@@ -288,6 +318,8 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
             # A product with a constant (a layer scale, YOLOv7's ImplicitM) is no gate of an
             # activation diamond: only ``x * f(x)`` makes the unit a SiLU, Mish or HardSwish.
             folded_ops[host].append(f"{ot}(const)" if ot in ELEMENTWISE_MERGES and len(data) < 2 else ot)
+            if op.name in graph.zero_floor_ops:
+                folded_ops[host].append(ZERO_FLOOR)
             if ot == "Add" and dag.nodes[host]["proto"]["attrs_op"] == "ConvInteger":
                 # ConvInteger has no bias input: the dequantising tail adds it (a float Conv's own)
                 dag.nodes[host]["proto"]["params"] += sum(p.count for p in graph.dag.nodes[op.name]["params"])
@@ -302,6 +334,8 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
         add_unit(uid, kind, ot, scope=graph.scope(op.name), params=params, attrs=_unit_attrs(graph, op.name))
         dag.nodes[uid]["proto"]["attrs_op"] = op.op_type
         members[uid].append(op.name)
+        if op.name in graph.zero_floor_ops:
+            folded_ops[uid].append(ZERO_FLOOR)
         for src in sources:
             connect(src, uid)
         for pos, o in enumerate(op.outputs):
@@ -318,11 +352,16 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
             connect(unit_of[info.name], uid)
         outputs.append(uid)
 
-    for uid in dag.nodes:
+    activation: dict[str, str | None] = {}
+    for uid in dag.nodes:  # in topological order: a unit reads its inputs' finished units
         proto = dag.nodes[uid].pop("proto")
+        activation[uid] = _activation_name(folded_ops[uid])
+        if activation[uid] is None and ZERO_FLOOR in folded_ops[uid] and _clamp_is_relu(
+                proto["kind"], proto["op_type"], [dag.nodes[p]["unit"] for p in dag.predecessors(uid)]):
+            activation[uid] = "relu"
         dag.nodes[uid]["unit"] = Unit(
             id=uid, kind=proto["kind"], op_type=proto["op_type"], nodes=tuple(members[uid]),
-            tensor=tensor_of.get(uid, ""), activation=_activation_name(folded_ops[uid]),
+            tensor=tensor_of.get(uid, ""), activation=activation[uid],
             scope=proto["scope"], params=proto["params"], attrs=proto["attrs"],
         )
     return LayerGraph(dag=dag, inputs=tuple(inputs), outputs=tuple(outputs))

@@ -825,7 +825,47 @@ def _build(model: onnx.ModelProto, path: Path) -> ModelGraph:
         dag=dag, inputs=inputs, outputs=outputs, params=params,
         shape_tensors=frozenset(static), value_shapes=shapes, meta=meta,
         producer_of={t: names[i] for t, i in producer.items()},
+        zero_floor_ops=_zero_floor_ops(g, names),
     )
+
+
+#: Quantizing ops → the input holding their output zero point.
+_OUTPUT_ZERO_POINT = {"QuantizeLinear": 2, "QLinearConv": 7, "QLinearMatMul": 7, "QGemm": 8, "QLinearAdd": 7}
+#: Lowest value of each integer type a quantizer writes.
+_TYPE_MIN = {onnx.TensorProto.UINT8: 0, onnx.TensorProto.INT8: -128, onnx.TensorProto.UINT16: 0,
+             onnx.TensorProto.INT16: -32768}
+
+
+def _zero_floor_ops(g: onnx.GraphProto, names: list[str]) -> frozenset[str]:
+    """Names of the quantizing ops whose output zero point is their type's minimum (their integer
+    output's lowest value is real zero): see :attr:`ModelGraph.zero_floor_ops`. Only zero points
+    held in the file (initializers, Constant nodes) are read; a QuantizeLinear without one has the
+    standard's default, uint8 zero point 0."""
+    held: dict[str, onnx.TensorProto] = {t.name: t for t in g.initializer}
+    for node in g.node:
+        value = constant_value(node)
+        if value is not None and node.output:
+            held[node.output[0]] = value
+    found: set[str] = set()
+    for i, node in enumerate(g.node):
+        pos = _OUTPUT_ZERO_POINT.get(node.op_type)
+        if pos is None:
+            continue
+        zp = node.input[pos] if len(node.input) > pos else ""
+        if not zp:
+            if node.op_type == "QuantizeLinear" and not any(a.name == "output_dtype" for a in node.attribute):
+                found.add(names[i])
+            continue
+        t = held.get(zp)
+        if t is None or t.data_type not in _TYPE_MIN:
+            continue
+        try:
+            value = _inline_array(t)
+        except ValueError:
+            continue
+        if value is not None and value.size >= 1 and bool((value == _TYPE_MIN[t.data_type]).all()):
+            found.add(names[i])
+    return frozenset(found)
 
 
 def _static_tensors(
