@@ -832,7 +832,7 @@ def _build(model: onnx.ModelProto, path: Path) -> ModelGraph:
 #: Quantizing ops → the input holding their output zero point.
 _OUTPUT_ZERO_POINT = {"QuantizeLinear": 2, "QLinearConv": 7, "QLinearMatMul": 7, "QGemm": 8, "QLinearAdd": 7}
 #: Lowest value of each integer type a quantizer writes.
-_TYPE_MIN = {onnx.TensorProto.UINT8: 0, onnx.TensorProto.INT8: -128, onnx.TensorProto.UINT16: 0,
+_TYPE_MIN: dict[int, int] = {onnx.TensorProto.UINT8: 0, onnx.TensorProto.INT8: -128, onnx.TensorProto.UINT16: 0,
              onnx.TensorProto.INT16: -32768}
 
 
@@ -843,9 +843,9 @@ def _zero_floor_ops(g: onnx.GraphProto, names: list[str]) -> frozenset[str]:
     standard's default, uint8 zero point 0."""
     held: dict[str, onnx.TensorProto] = {t.name: t for t in g.initializer}
     for node in g.node:
-        value = constant_value(node)
-        if value is not None and node.output:
-            held[node.output[0]] = value
+        const = constant_value(node)
+        if const is not None and node.output:
+            held[node.output[0]] = const
     found: set[str] = set()
     for i, node in enumerate(g.node):
         pos = _OUTPUT_ZERO_POINT.get(node.op_type)
@@ -863,7 +863,7 @@ def _zero_floor_ops(g: onnx.GraphProto, names: list[str]) -> frozenset[str]:
             value = _inline_array(t)
         except ValueError:
             continue
-        if value is not None and value.size >= 1 and bool((value == _TYPE_MIN[t.data_type]).all()):
+        if value is not None and value.size >= 1 and bool(np.all(value == _TYPE_MIN[int(t.data_type)])):
             found.add(names[i])
     return frozenset(found)
 
