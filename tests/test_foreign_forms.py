@@ -180,6 +180,20 @@ def test_every_form_reads_as_the_reference(forms, form):
     assert facts(forms[form]) == facts(forms["nchw"])
 
 
+@pytest.mark.parametrize("form", ["qdq", "qop", "dynamic"])
+def test_quantized_forms_count_the_weights_not_their_scales(forms, form):
+    """The model's parameter count is the float model's: the quantized weights and biases, not
+    the scales and zero points (quantize_dynamic multiplies each weight's scale by the runtime
+    activation scale, a float Mul that reads it like a weight), and a bias reshaped for the
+    dequantising tail's Add is not a shared parameter."""
+    expected = sum(co * ci * k * k + co for _, ci, co, k, _ in _conv_specs())
+    ref = analyze(forms["nchw"]).to_dict()["model"]
+    got = analyze(forms[form]).to_dict()["model"]
+    assert ref["parameters"]["count"] == expected
+    assert got["parameters"]["count"] == expected, got["parameters"]
+    assert got["shared_parameters"] == {}
+
+
 def test_quantized_forms_are_what_the_test_says(forms):
     """The quantizer really wrote the ops the test is about (so the equality above is not vacuous)."""
     ops = {k: {(n.domain, n.op_type) for n in onnx.load(str(forms[k])).graph.node} for k in ("qdq", "qop", "dynamic")}
