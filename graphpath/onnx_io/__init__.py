@@ -1036,12 +1036,13 @@ def _with_outputs(model: onnx.ModelProto, outputs: Iterable[str]) -> bytes:
 
 #: Integer ops → (activation zero-point input, weight input, weight zero-point input).
 _U8S8_OPS = {"QLinearConv": (2, 3, 5), "QLinearMatMul": (2, 3, 5), "ConvInteger": (2, 1, 3),
-             "MatMulInteger": (2, 1, 3)}
+             "MatMulInteger": (2, 1, 3), "QGemm": (2, 3, 5)}
 
 
 def uint8_weights_bytes(model: LoadedModel, outputs: Sequence[str] | None = None) -> tuple[bytes, int]:
     """``model`` serialized with the int8 constant weights of its uint8-activation integer ops
-    (``QLinearConv``, ``QLinearMatMul``, ``ConvInteger``, ``MatMulInteger``) re-encoded as uint8:
+    (``QLinearConv``, ``QLinearMatMul``, ``ConvInteger``, ``MatMulInteger``, contrib ``QGemm``)
+    re-encoded as uint8:
     weight + 128 and weight zero point + 128, as new initializers. By the ONNX definition of these
     ops only ``w − w_zero_point`` enters the sum, so the model computes the same values; what
     changes is the kernel onnxruntime picks (U8U8 instead of U8S8, whose int16 pair sums saturate
@@ -1055,7 +1056,8 @@ def uint8_weights_bytes(model: LoadedModel, outputs: Sequence[str] | None = None
     count = 0
     for node in g.node:
         where = _U8S8_OPS.get(node.op_type)
-        if where is None or node.domain not in ("", "ai.onnx") or len(node.input) <= max(where):
+        domains = ("com.microsoft",) if node.op_type == "QGemm" else ("", "ai.onnx")
+        if where is None or node.domain not in domains or len(node.input) <= max(where):
             continue
         x_zp, w, w_zp = (node.input[i] for i in where)
         if not (x_zp in inits and w in inits and w_zp in inits):

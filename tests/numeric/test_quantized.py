@@ -51,6 +51,13 @@ QUANT_CASES: list[tuple[str, str]] = [
      "f = Cast <to=1> (c)\nm = Mul (s, ws)\ny = Mul (f, m)\n}"),
     ("qlinear_matmul",
      case("y = QLinearMatMul (xq, xs, xz, w, ws, wz, ys, yz)", init="int8[4,3] w, float ws = {0.05}, int8 wz = {0}")),
+    ("qgemm_trans_b_bias",  # com.microsoft QGemm, as quantize_static writes a Gemm (yolov1's FC layers)
+     case("y = com.microsoft.QGemm <transB = 1, alpha = 0.5> (xq, xs, xz, w, ws, wz, b, ys, yz)",
+          init="int8[3,4] w, float ws = {0.05}, int8 wz = {0}, int32[3] b = {40, -100, 9}",
+          inputs="float[2,4] x")),  # C in units of a_scale·b_scale, scaled by alpha with A·B (bias 7 made a tie)
+    ("qgemm_float_output",
+     case("y = com.microsoft.QGemm <alpha = 0.5> (xq, xs, xz, w, ws, wz)",
+          init="int8[4,3] w, float ws = {0.05}, int8 wz = {0}", inputs="float[2,4] x", outputs="float y")),
     ("qlinear_add",
      case("y = com.microsoft.QLinearAdd (xq, xs, xz, xq, xs, xz, ys, yz)")),
     ("qlinear_mul_sigmoid_silu",

@@ -71,7 +71,7 @@ _SMALL_CONST = 64
 #: Ops that quantize activations in the forward pass (straight-through in the backward pass).
 _FAKE_QUANT_OPS = frozenset({"QuantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
                              "QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax",
-                             "QLinearConcat", "QLinearGlobalAveragePool"})
+                             "QLinearConcat", "QLinearGlobalAveragePool", "QGemm"})
 #: Ops that pick elements by value: outputs downstream of them flip on near-ties.
 _SELECTION_OPS = frozenset({"TopK", "ArgMax", "ArgMin"})
 
@@ -253,6 +253,14 @@ def _scales_after(graph: ModelGraph, order: Sequence[str],
     return found
 
 
+def _weight_axis(op: OpNode) -> int:
+    """The axis a weight's per-channel scale runs along: a DequantizeLinear's ``axis``; QGemm's
+    B: its N axis (0 with ``transB``, else -1)."""
+    if op.op_type == "QGemm":
+        return 0 if op.attrs.get("transB", 0) else -1
+    return int(op.attrs.get("axis", 1))
+
+
 def _quantization_statement(graph: ModelGraph, order: Sequence[str], dequantized: Mapping[str, np.ndarray],
                             after: Mapping[str, object]) -> str:
     """What the evaluator does with a quantized graph, in one sentence ("" for a float graph)."""
@@ -297,7 +305,7 @@ class Evaluator(nn.Module):
         # DequantizeLinear of an initializer leaves the schedule (its output is the parameter).
         after = _scales_after(graph, order, arrays)
         dequantized = dequantize_weights(
-            [(n, graph.op(n).op_type, graph.op(n).inputs, int(graph.op(n).attrs.get("axis", 1))) for n in order],
+            [(n, graph.op(n).op_type, graph.op(n).inputs, _weight_axis(graph.op(n))) for n in order],
             arrays, {n: v[0] for n, v in after.items()})
         extra_attrs = {m: {"graphpath_passthrough": pos} for _, m, pos in after.values()}
         order = [n for n in order if n not in dequantized]
@@ -679,7 +687,7 @@ def check_parity(evaluator: Evaluator, model: LoadedModel | None = None,
     # in saturating int16 on x86 CPUs without VNNI, off the ONNX definition; the reference runs
     # the value-identical copy with uint8 weights (U8U8 kernels, exact int32 sums) instead.
     reencoded = 0
-    if any(op.op_type in ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger")
+    if any(op.op_type in ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm")
            for op in loaded.graph.ops()):
         blob, reencoded = onnx_io.uint8_weights_bytes(loaded, None if same else names)
     else:
