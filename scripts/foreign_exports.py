@@ -218,7 +218,7 @@ def _backward(path: Path, timeout: int) -> str:
 
 
 def check(out: Path, backward: list[str], timeout: int, models: list[str] | None = None,
-          results: str = "results.json") -> dict[str, Any]:
+          results: str = "results.json", routes: list[str] | None = None) -> dict[str, Any]:
     build_info = json.loads((out / "build.json").read_text()) if (out / "build.json").exists() else {}
     rows: list[dict[str, Any]] = []
     for entry in _manifest(out):
@@ -227,6 +227,8 @@ def check(out: Path, backward: list[str], timeout: int, models: list[str] | None
         ref_path = _source(entry)
         ref = _facts(ref_path)
         for route in ("float", *ROUTES):
+            if routes and route not in routes:
+                continue
             path = ref_path if route == "float" else out / f"{entry['name']}.{route}.onnx"
             if not path.exists():
                 status = build_info.get("status", {}).get(path.name, "not built")
@@ -364,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--timeout", type=int, default=300, help="seconds per backward run")
     c.add_argument("--models", default="", help="comma-separated names (default: all)")
     c.add_argument("--results", default="results.json", help="file name of the JSON written into OUT")
+    c.add_argument("--routes", default="", help="comma-separated forms (float and the build routes; default: all)")
     p = sub.add_parser("paddle", help="PP-YOLOE+ s from a PaddleDetection snapshot (run with paddle's Python)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--detection", type=Path, required=True, help="PaddleDetection checkout (ppdet/, configs/)")
@@ -375,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         build(args.out, [m for m in args.models.split(",") if m])
         return 0
     print(markdown(check(args.out, [m for m in args.backward.split(",") if m], args.timeout,
-                         [m for m in args.models.split(",") if m], args.results)))
+                         [m for m in args.models.split(",") if m], args.results,
+                         [r for r in args.routes.split(",") if r])))
     return 0
 
 
