@@ -12,7 +12,7 @@ holds the block counts and generation that code defines):
     /work/venvs/keras/bin/python scripts/foreign_exports.py keras --out /tmp/foreign
     /work/venvs/sg/bin/python scripts/foreign_exports.py yolonas --out /tmp/foreign
     # 2. check: graphpath on every form (graphpath's own environment)
-    python scripts/foreign_exports.py check --out /tmp/foreign [--backward yolov8n,yolov5s]
+    python scripts/foreign_exports.py check --out /tmp/foreign [--backward yolov8n,yolov5s | --backward all]
 
 Routes (``build``), each written as ``OUT/<model>.<route>.onnx``:
 
@@ -54,9 +54,14 @@ BINS = ((0.0, 0.3), (0.3, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 1.01))
 #: Exports of other projects' model code, written by ``paddle`` into OUT, with what that code
 #: defines (PaddleDetection ppyoloe_plus_crn_s: CSPResNet [3, 6, 6, 3] × depth 0.33 → 1, 2, 2, 1
 #: BasicBlocks with a shortcut = 6 residual blocks; 4 CSPResStages + 5 CustomCSPPAN CSPStages =
-#: 9 CSP; 4 EffectiveSE + 3 levels × 2 ESEAttn = 10 channel-attention gates; DFL over 17 bins).
+#: 9 CSP stages, of which the first FPN stage (``spp=True``) holds an SPP (pools 5, 9, 13) inside
+#: its split: graphpath's ``sppcspc`` (a CSP split holding parallel pools, as v7's SPPCSPC), so 8
+#: ``csp`` + 1 ``sppcspc``; 4 EffectiveSE + 3 levels × 2 ESEAttn = 10 channel-attention gates;
+#: PPYOLOEHead: 3 decoupled levels (cls 80 ‖ reg 4 × 17), DFL over 17 bins, no auxiliary head in
+#: the eval graph).
 EXTRA = [{"name": "ppyoloe_plus_s", "file": "ppyoloe_plus_s.onnx", "generation": "ppyoloe",
-          "block_counts": {"residual": 6, "csp": 9, "dfl": 1}}]
+          "block_counts": {"residual": 6, "csp": 8, "sppcspc": 1, "decoupled_head": 3, "dfl": 1,
+                           "aux_head": 0}}]
 
 #: Written by ``ultralytics`` and ``damo`` into OUT, with what each model's code defines:
 #:
@@ -308,13 +313,16 @@ def _backward(path: Path, timeout: int) -> str:
         return f"refused (exit {run.returncode}): {(lines or ['?'])[-1][:400]}"
     d = json.loads(run.stdout)
     par = d.get("parity", {})
-    quant = " [dequantized weights, STE]" if any("straight-through" in n for n in par.get("notes", [])) else ""
+    notes = par.get("notes", [])
+    quant = " [dequantized weights, STE]" if any("straight-through" in n for n in notes) else ""
+    ref = " [reference: uint8-weight copy]" if any("re-encoded as uint8" in n for n in notes) else ""
+    half = " [float16 tolerance]" if any("float16 graph" in n for n in notes) else ""
     return (f"{d['verdict']['value']} (ratio {d['ratio']['value']:.3g}; parity max abs {par.get('max_abs', float('nan')):.3g}"
-            f"){quant}")
+            f"){quant}{ref}{half}")
 
 
 def check(out: Path, backward: list[str], timeout: int, models: list[str] | None = None,
-          results: str = "results.json") -> dict[str, Any]:
+          results: str = "results.json", routes: list[str] | None = None) -> dict[str, Any]:
     build_info = json.loads((out / "build.json").read_text()) if (out / "build.json").exists() else {}
     rows: list[dict[str, Any]] = []
     for entry in _manifest(out):
@@ -323,6 +331,8 @@ def check(out: Path, backward: list[str], timeout: int, models: list[str] | None
         ref_path = _source(entry)
         ref = _facts(ref_path)
         for route in ("float", *ROUTES):
+            if routes and route not in routes:
+                continue
             path = ref_path if route == "float" else out / f"{entry['name']}.{route}.onnx"
             if not path.exists():
                 status = build_info.get("status", {}).get(path.name, "not built")
@@ -336,11 +346,13 @@ def check(out: Path, backward: list[str], timeout: int, models: list[str] | None
                 "blocks_as_code": all(got["blocks"].get(k, 0) == v for k, v in expected.items()),
                 "same_structure": all(got[k] == ref[k] for k in ("units", "depth", "paths")),
             }
-            if entry["name"] in backward:
+            if entry["name"] in backward or "all" in backward:
                 t0 = time.perf_counter()
                 row["backward"] = _backward(path, timeout)
                 row["backward_s"] = round(time.perf_counter() - t0, 1)
             rows.append(row)
+            # written after every row: a long --backward sweep leaves what it finished
+            (out / results).write_text(json.dumps({"rows": rows}, indent=1, sort_keys=True))
             print(f"{entry['name']}.{route}: {row.get('generation')} {row.get('confidence')} "
                   f"blocks_as_code={row.get('blocks_as_code')} same={row.get('same_structure')} "
                   f"{row.get('backward', '')}", file=sys.stderr)
@@ -655,10 +667,12 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--models", default="", help="comma-separated manifest names (default: all)")
     c = sub.add_parser("check", help="graphpath on every form (run with graphpath's Python)")
     c.add_argument("--out", type=Path, required=True)
-    c.add_argument("--backward", default="", help="comma-separated models whose forms get the numeric pass")
+    c.add_argument("--backward", default="",
+                   help="comma-separated models whose forms get the numeric pass, or 'all'")
     c.add_argument("--timeout", type=int, default=300, help="seconds per backward run")
     c.add_argument("--models", default="", help="comma-separated names (default: all)")
     c.add_argument("--results", default="results.json", help="file name of the JSON written into OUT")
+    c.add_argument("--routes", default="", help="comma-separated forms (float and the build routes; default: all)")
     p = sub.add_parser("paddle", help="PP-YOLOE+ s from a PaddleDetection snapshot (run with paddle's Python)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--detection", type=Path, required=True, help="PaddleDetection checkout (ppdet/, configs/)")
@@ -698,7 +712,8 @@ def main(argv: list[str] | None = None) -> int:
         build(args.out, [m for m in args.models.split(",") if m])
         return 0
     print(markdown(check(args.out, [m for m in args.backward.split(",") if m], args.timeout,
-                         [m for m in args.models.split(",") if m], args.results)))
+                         [m for m in args.models.split(",") if m], args.results,
+                         [r for r in args.routes.split(",") if r])))
     return 0
 
 

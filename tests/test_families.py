@@ -141,9 +141,13 @@ stage (float[1,8,16,16] x) => (float[1,16,8,8] y)
 def test_ppyoloe_like_stage_is_not_called_csp_v5(write_model):
     """The near miss: a CSP stage with a residual inside, SiLU — what a YOLOv5 C3 also shows —
     plus an ESE gate, which no v5 has. It must not be a confident v5."""
-    model = onnx_io.open_model(write_model(PPYOLOE_STAGE.replace("hw = {2, 3}", "hw = {2, 3}")))
+    model = onnx_io.open_model(write_model(PPYOLOE_STAGE))
     facts = graph_facts(model.layers, model.graph)
     assert (facts.se_gates, facts.hard_se_gates) == (1, 1)
+    # the stage is found as the CSP block it is (the gate between cat and conv3 is looked
+    # through), so the v5 reading has its C3 evidence: the gate alone must keep it off v5
+    csp = [b for b in model.blocks if b.kind == "csp"]
+    assert len(csp) == 1 and dict(csp[0].structure).get("gate") == "channel attention"
     fp = fingerprint({}, model.layers, model.graph, model.blocks)
     assert fp.generation != "v5" and _conf(fp, "v5") < 0.5, fp
     # the same stage without its ESE gate is what the gate's contradiction is about

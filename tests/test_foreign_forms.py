@@ -180,6 +180,20 @@ def test_every_form_reads_as_the_reference(forms, form):
     assert facts(forms[form]) == facts(forms["nchw"])
 
 
+@pytest.mark.parametrize("form", ["qdq", "qop", "dynamic"])
+def test_quantized_forms_count_the_weights_not_their_scales(forms, form):
+    """The model's parameter count is the float model's: the quantized weights and biases, not
+    the scales and zero points (quantize_dynamic multiplies each weight's scale by the runtime
+    activation scale, a float Mul that reads it like a weight), and a bias reshaped for the
+    dequantising tail's Add is not a shared parameter."""
+    expected = sum(co * ci * k * k + co for _, ci, co, k, _ in _conv_specs())
+    ref = analyze(forms["nchw"]).to_dict()["model"]
+    got = analyze(forms[form]).to_dict()["model"]
+    assert ref["parameters"]["count"] == expected
+    assert got["parameters"]["count"] == expected, got["parameters"]
+    assert got["shared_parameters"] == {}
+
+
 def test_quantized_forms_are_what_the_test_says(forms):
     """The quantizer really wrote the ops the test is about (so the equality above is not vacuous)."""
     ops = {k: {(n.domain, n.op_type) for n in onnx.load(str(forms[k])).graph.node} for k in ("qdq", "qop", "dynamic")}
@@ -413,3 +427,99 @@ def test_bn_written_as_affine_ops_is_not_fused(tmp_path, decomposed):
     model = onnx_io.open_model(path)
     codes = {n.code for n in export_notes({}, model.layers, model.graph, "v8")}
     assert ("bn-fused" in codes) is not decomposed
+
+
+# --------------------------------------------------------------------------- dropped ReLUs
+
+RELU_BODY = """
+relu_body (float[1,3,16,16] images) => (float[1,6,16,16] output0)
+<float[8,3,3,3] w1, float[8] b1, float[8,8,3,3] w2, float[8] b2, float[8,8,1,1] w3, float[8] b3,
+ float[6,8,1,1] w4, float[6] b4>
+{
+    c1 = Conv <kernel_shape = [3, 3], pads = [1, 1, 1, 1]> (images, w1, b1)
+    r1 = Relu (c1)
+    c2 = Conv <kernel_shape = [3, 3], pads = [1, 1, 1, 1]> (r1, w2, b2)
+    c3 = Conv <kernel_shape = [1, 1]> (r1, w3, b3)
+    s = Add (c2, c3)
+    r2 = Relu (s)
+    output0 = Conv <kernel_shape = [1, 1]> (r2, w4, b4)
+}
+"""
+
+
+def test_relus_the_quantizer_drops_are_read_from_its_clamp(tmp_path):
+    """onnxruntime's quantizer drops a Relu after a conv (and after a RepVGG-style sum of two
+    convs, v6's training branches) and lets the output quantizer clamp at zero (zero point at the
+    type's minimum). Both quantized forms must still read two ReLUs — the conv's and the sum's —
+    and the linear prediction conv none, as the float graph does."""
+    from tests.conftest import parse
+
+    src = tmp_path / "relu.onnx"
+    onnx.save(parse(RELU_BODY), str(src))
+    ref = onnx_io.open_model(src).layers
+    expected = {u.id: u.activation for u in ref.units() if u.activation}
+    assert sorted(expected.values()) == ["relu", "relu"]
+    for form in ("qdq", "qop"):
+        path = quantized(src, form)
+        ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+        assert "Relu" not in ops, (form, ops)  # the quantizer did drop them: the test is not vacuous
+        layers = onnx_io.open_model(path).layers
+        acts = sorted(u.activation for u in layers.units() if u.activation)
+        assert acts == ["relu", "relu"], (form, acts)
+        assert analyze(path).to_dict()["layers"]["activations"] == {"relu": 2}
+
+
+def test_a_zero_floor_on_non_negative_data_is_no_relu(write_model):
+    """The same clamp where the data cannot be negative is no dropped ReLU: the DFL's fixed conv
+    over softmax outputs, a concat, a sum of two ReLU outputs."""
+    text = """
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[1,16,4,4] x, float[1,8,4,4] a) => (float y, float z, float v)
+    <float[1,16,1,1] w, float s = {0.05}, uint8 zp = {0}, float[8,8,1,1] wa>
+    {
+        p = Softmax <axis = 1> (x)
+        d = Conv <kernel_shape = [1, 1]> (p, w)
+        dq = QuantizeLinear (d, s, zp)
+        y = DequantizeLinear (dq, s, zp)
+        r1 = Relu (a)
+        c = Conv <kernel_shape = [1, 1]> (r1, wa)
+        r2 = Relu (c)
+        cat = Concat <axis = 1> (r1, r2)
+        cq = QuantizeLinear (cat, s, zp)
+        z = DequantizeLinear (cq, s, zp)
+        sum = Add (r1, r2)
+        sq = QuantizeLinear (sum, s, zp)
+        v = DequantizeLinear (sq, s, zp)
+    }
+    """
+    from tests.conftest import parse
+
+    layers = onnx_io.open_model(write_model(parse(text))).layers
+    acts = {u.op_type: u.activation for u in layers.units() if u.kind in ("weighted", "merge")}
+    assert acts["Concat"] is None and acts["Add"] is None
+    dfl = next(u for u in layers.units() if u.kind == "weighted" and u.attr("weight_shape") == (1, 16, 1, 1))
+    assert dfl.activation is None
+
+
+def test_a_zero_floor_on_a_prediction_conv_is_no_relu(write_model):
+    """A clamp at zero after a conv that feeds another conv is a dropped ReLU; after the head's
+    prediction conv (nothing weighted after it) it is not: a box conv whose bias starts at 1.0
+    (Ultralytics' box bias) calibrates to a range starting at 0 with no ReLU in the model."""
+    text = """
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[1,8,4,4] x) => (float y)
+    <float[8,8,1,1] w1, float[4,8,1,1] w2, float s = {0.05}, uint8 zp = {0}>
+    {
+        c1 = Conv <kernel_shape = [1, 1]> (x, w1)
+        q1 = QuantizeLinear (c1, s, zp)
+        d1 = DequantizeLinear (q1, s, zp)
+        c2 = Conv <kernel_shape = [1, 1]> (d1, w2)
+        q2 = QuantizeLinear (c2, s, zp)
+        y = DequantizeLinear (q2, s, zp)
+    }
+    """
+    from tests.conftest import parse
+
+    layers = onnx_io.open_model(write_model(parse(text))).layers
+    acts = {u.attr("weight_shape"): u.activation for u in layers.units() if u.kind == "weighted"}
+    assert acts == {(8, 8, 1, 1): "relu", (4, 8, 1, 1): None}

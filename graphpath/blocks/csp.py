@@ -2,8 +2,10 @@
 CSPDarknet stage) and the C2f family ``c2f``, ``c3k2``, ``c2fcib``.
 
 ``csp``: from one input, ``conv 1×1 → body`` ‖ ``conv 1×1`` (bypass) → cat of the two →
-``conv 1×1`` (or of the bypass and taps along the body's chain, each block's output: DAMO-YOLO's
-CSPStage). The body is closed (entered from the first 1×1 only, leaving only into the cat)
+``conv 1×1``, with or without a channel-attention gate (SE / EffectiveSE: the cat times a sigmoid
+of a 1×1 conv of its global average) between the cat and that conv, as PP-YOLOE's CSPResStage
+has; or the cat takes the bypass and taps along the body's chain, each block's output
+(DAMO-YOLO's CSPStage). The body is closed (entered from the first 1×1 only, leaving only into the cat)
 and holds no pooling or resampling, so SPPCSPC / SimCSPSPPF (pools inside a CSP split, owned by
 the pooling family) and v7's MP are not matched.
 
@@ -32,6 +34,7 @@ from itertools import pairwise
 
 from graphpath.blocks.base import BlockMatch, ConvInfo, DetectionContext, register
 from graphpath.blocks.residual import closed_region, covered_by, is_sum, topo_rank, weighted_in
+from graphpath.model.layers import channel_gate
 
 #: Unit kinds that never sit inside a CSP body (pools belong to SPPCSPC-style blocks).
 FOREIGN_IN_BODY = frozenset({"pool", "resample", "input", "output"})
@@ -68,19 +71,44 @@ def sole_conv_after(ctx: DetectionContext, uid: str) -> str | None:
     return None
 
 
+def gated_conv_after(ctx: DetectionContext, cat: str) -> tuple[str, frozenset[str]] | None:
+    """The pointwise conv fusing ``cat`` through a channel-attention gate on it (PP-YOLOE's
+    CSPResStage puts an EffectiveSE between the concat and its last conv), with the gate's units
+    (the global pool if any, the gate's conv, the Mul); ``None`` when there is no such gate."""
+    succs = ctx.succs(cat)
+    if len(succs) != 2:
+        return None
+    for mul in succs:
+        found = channel_gate(ctx.layers, mul)
+        if found is None or found[0] != cat:
+            continue
+        gate = found[1]
+        entry = next(iter(set(succs) - {mul}))
+        pooled = entry != gate and ctx.kind(entry) == "pool" and ctx.succs(entry) == [gate] \
+            and ctx.preds(gate) == [entry]
+        if not (entry == gate or pooled) or ctx.succs(gate) != [mul]:
+            continue
+        post = sole_conv_after(ctx, mul)
+        if post is not None:
+            return post, frozenset({entry, gate, mul})
+    return None
+
+
 # --------------------------------------------------------------------------- csp
 
 
 class CSPDetector:
     """CSP block (BottleneckCSP / C3 / C3k / RepNCSP / YOLOX CSPLayer / CSPDarknet stage).
 
-    Matches a Concat followed by a lone 1×1 conv, whose inputs are a bypass 1×1 conv on a fork
-    ``x`` and a closed body that starts with another 1×1 conv on ``x`` and holds at least one
-    more weighted unit (the bottlenecks, plus CSPDarknet's transition conv), with no pooling,
-    resampling or stride inside. The body reaches the Concat once, or (DAMO-YOLO's CSPStage)
-    by a tap after each block along its chain, its first conv not tapped.
+    Matches a Concat followed by a lone 1×1 conv (directly, or through a channel-attention gate
+    on the cat: PP-YOLOE's CSPResStage), whose inputs are a bypass 1×1 conv on a fork ``x`` and a
+    closed body that starts with another 1×1 conv on ``x`` and holds at least one more weighted
+    unit (the bottlenecks, plus CSPDarknet's transition conv), with no pooling, resampling or
+    stride inside. The body reaches the Concat once, or (DAMO-YOLO's CSPStage) by a tap after
+    each block along its chain, its first conv not tapped.
 
-    Evidence: "conv 1×1 → N-unit body ‖ conv 1×1 bypass from one input → cat → conv 1×1".
+    Evidence: "conv 1×1 → N-unit body ‖ conv 1×1 bypass from one input → cat → [channel-attention
+    gate →] conv 1×1".
     """
 
     kind = "csp"
@@ -105,8 +133,12 @@ class CSPDetector:
         if len(preds) < 2 or any(ctx.layers.edge_count(p, cat) != 1 for p in preds):
             return None
         post = sole_conv_after(ctx, cat)
+        gate: frozenset[str] = frozenset()
         if post is None:
-            return None
+            gated = gated_conv_after(ctx, cat)
+            if gated is None:
+                return None
+            post, gate = gated
         for bypass in preds:
             tails = [p for p in preds if p != bypass]
             if not is_pointwise(ctx, bypass) or ctx.succs(bypass) != [cat]:
@@ -120,10 +152,11 @@ class CSPDetector:
             weighted = weighted_in(ctx, body)
             bottlenecks = len(body & residual_adds)
             return ctx.make_match(
-                self.kind, body | {bypass, cat, post},
-                structure={"body_weighted": len(weighted), "residual_bottlenecks": bottlenecks},
+                self.kind, body | {bypass, cat, post} | gate,
+                structure={"body_weighted": len(weighted), "residual_bottlenecks": bottlenecks,
+                           **({"gate": "channel attention"} if gate else {})},
                 evidence=f"conv 1×1 → {len(weighted) - 1}-unit body ‖ conv 1×1 bypass from one "
-                         "input → cat → conv 1×1",
+                         f"input → cat → {'channel-attention gate → ' if gate else ''}conv 1×1",
             )
         return None
 

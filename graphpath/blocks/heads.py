@@ -27,7 +27,7 @@ import networkx as nx
 from graphpath.blocks.base import BlockMatch, DetectionContext, register
 from graphpath.fingerprint.facts import dfl_product_bins
 from graphpath.model.graph import ModelGraph
-from graphpath.model.layers import LayerGraph
+from graphpath.model.layers import LayerGraph, channel_gate
 from graphpath.model.ops import float_op_type
 
 #: Activations a hidden layer ends with; a raw head conv is linear (or its decode sigmoid is
@@ -270,7 +270,7 @@ def analyze_heads(ctx: DetectionContext) -> HeadAnalysis:
 
     for r in detect_raw:
         # A branch's units, and the feature it reads (branches of one level may meet only there).
-        keys = chains[r] + [f"feed:{p}" for p in ctx.preds(chains[r][-1])]
+        keys = chains[r] + [f"feed:{p}" for p in _feeds(ctx, chains[r][-1])]
         for u in keys:
             if u in owner:
                 union(r, owner[u])
@@ -331,6 +331,29 @@ def _embedding_product(ctx: DetectionContext, uid: str) -> bool:
     preds = ctx.preds(uid)
     return (ctx.is_weighted(uid) and unit.op_type in ("MatMul", "Einsum") and isinstance(shape, tuple)
             and len(shape) >= 3 and len(preds) == 1 and ctx.conv(preds[0]) is not None)
+
+
+def _feeds(ctx: DetectionContext, uid: str) -> list[str]:
+    """The units a head branch starting at ``uid`` reads: its inputs and, behind a
+    channel-attention gate on a feature or a residual add around a feature, that feature
+    (PP-YOLOE's ET-head: the class branch reads ``stem(feat · gate) + feat``, the box branch
+    ``feat · gate``; both are the level's feature ``feat``)."""
+    out: list[str] = []
+    for p in ctx.preds(uid):
+        out.append(p)
+        gated = channel_gate(ctx.layers, p)
+        if gated is not None:
+            out.append(gated[0])
+            continue
+        unit = ctx.unit(p)
+        pair = ctx.preds(p)
+        if unit.kind == "merge" and unit.op_type == "Add" and len(pair) == 2:
+            a, b = pair
+            if nx.has_path(ctx.layers.dag, a, b):
+                out.append(a)
+            elif nx.has_path(ctx.layers.dag, b, a):
+                out.append(b)
+    return out
 
 
 def _repeated_conv(ctx: DetectionContext, parts: Iterable[list[str]]) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphpath.model.graph import ModelGraph
-from graphpath.model.layers import LayerGraph
+from graphpath.model.layers import LayerGraph, channel_gate
 from graphpath.model.ops import float_op_type
 
 #: Activations that characterise a body (sigmoid/softmax/tanh belong to heads and gates).
@@ -338,31 +338,13 @@ def _stem(layers: LayerGraph) -> tuple[int, int] | None:
 
 
 def _se_gates(layers: LayerGraph) -> tuple[int, int]:
-    """(channel-attention gates, those with a hard sigmoid): a Mul merge of a feature ``A`` and
-    a sigmoid-activated weighted unit ``G`` whose output is one value per channel and whose
-    input is ``A`` itself (a folded ReduceMean) or a global pool of ``A``."""
-    dag = layers.dag
+    """(channel-attention gates, those with a hard sigmoid): see :func:`channel_gate`."""
     gates = hard = 0
-    for uid in dag.nodes:
-        unit = layers.unit(uid)
-        if unit.kind != "merge" or unit.op_type != "Mul":
-            continue
-        preds = list(dag.predecessors(uid))
-        if len(preds) != 2:
-            continue
-        for g, a in (preds, preds[::-1]):
-            gate = layers.unit(g)
-            if not gate.weighted or gate.activation not in ("sigmoid", "hardsigmoid", "hardswish"):
-                continue
-            shape = gate.attr("shape")
-            if isinstance(shape, tuple) and len(shape) == 4 and shape[2:] != (1, 1):
-                continue
-            sources = set(dag.predecessors(g))
-            sources |= {q for p in sources if layers.unit(p).kind == "pool" for q in dag.predecessors(p)}
-            if a in sources:
-                gates += 1
-                hard += gate.activation == "hardsigmoid"
-                break
+    for uid in layers.dag.nodes:
+        found = channel_gate(layers, uid)
+        if found is not None:
+            gates += 1
+            hard += layers.unit(found[1]).activation == "hardsigmoid"
     return gates, hard
 
 

@@ -94,6 +94,7 @@ class ModelGraph:
         params: every initializer by name.
         shape_tensors: names of tensors whose ``kind`` is ``shape``.
         value_shapes: tensor name → shape for every tensor shape inference reached.
+        zero_floor_ops: quantized ops whose output is clamped at real zero (see the field).
         meta: model-level facts (producer, IR version, opsets, custom domains …).
     """
 
@@ -105,6 +106,11 @@ class ModelGraph:
     value_shapes: Mapping[str, Shape]
     meta: Mapping[str, Any]
     producer_of: Mapping[str, str] = field(default_factory=dict)
+    #: Ops whose integer output's lowest value is real zero (a QuantizeLinear, QLinearConv,
+    #: QLinearMatMul or QGemm whose output zero point is its type's minimum): the output is
+    #: clamped at 0 as a ReLU clamps it. onnxruntime's quantizer drops a Relu after a conv when
+    #: the quantizer can do the clamp, so in QDQ and QOperator graphs this clamp is the ReLU.
+    zero_floor_ops: frozenset[str] = frozenset()
 
     def op(self, name: str) -> OpNode:
         return self.dag.nodes[name]["op"]

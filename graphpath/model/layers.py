@@ -153,6 +153,8 @@ ACTIVATION_OPS = {
     "ThresholdedRelu": "thresholded_relu", "Swish": "silu",
 }
 
+_ACTIVATION_PRECEDENCE = ("Softmax", "LogSoftmax", *(op for op in ACTIVATION_OPS if op not in ("Softmax", "LogSoftmax")))
+
 WEIGHTED_OPS = frozenset(
     {"Conv", "ConvTranspose", "Gemm", "QLinearConv", "ConvInteger", "DeformConv"}
 )
@@ -167,14 +169,37 @@ RESAMPLE_OPS = frozenset({"Resize", "Upsample", "DepthToSpace", "SpaceToDepth", 
 REPEAT_OPS = frozenset({"Tile", "Expand"})
 
 
-#: A QuantizeLinear whose zero point is its type's minimum (``graph.meta["clamping_quantizers"]``).
-CLAMPING_QUANTIZER = "QuantizeLinear(clamp)"
+#: Marker folded into a unit for a quantizer that clamps its output at real zero
+#: (:attr:`ModelGraph.zero_floor_ops`): a ReLU when the unit has no other activation.
+ZERO_FLOOR = "ZeroFloor"
 
 
-def _activation_name(op_types: list[str], weighted: bool = False) -> str | None:
-    """Name the activation a folded run of ops implements (diamonds included). On a weighted
-    unit with no activation op, a quantizer that maps every negative value to zero is a ReLU
-    (onnxruntime's QDQ form drops the Relu after a Conv and keeps only that quantizer)."""
+#: Activations whose output is never negative.
+NON_NEGATIVE = frozenset({"relu", "sigmoid", "hardsigmoid", "softmax", "softplus"})
+
+
+def _clamp_is_relu(kind: str, op_type: str, inputs: list[Unit]) -> bool:
+    """Whether a quantizer's clamp at zero on a unit without another activation stands for a
+    ReLU the quantizer dropped: the calibrated range starting at exactly 0 means no negative
+    value was seen, which for a signed feature map is the ReLU's doing. So: a weighted unit
+    (a conv's output is signed), except one reading only softmax outputs (the DFL's fixed conv:
+    an expectation over bins, non-negative by construction); a sum or difference of which some
+    input is a signed feature map (a weighted unit or merge without a non-negative activation:
+    v6's RepVGG training branches, conv + conv + BN before the dropped ReLU). Not a concat, pool
+    or resample (they keep their inputs' signs), nor decode arithmetic on slices of
+    non-negative distances. Nor a unit whose output reaches no further weighted unit (a head's
+    prediction conv, checked by the caller): detector heads are linear, and a prediction conv
+    whose calibrated range starts at 0 owes it to its bias initialisation (Ultralytics sets the
+    box conv's bias to 1.0), not to a dropped ReLU."""
+    if kind == "weighted":
+        return not inputs or any(u.activation != "softmax" for u in inputs)
+    return kind == "merge" and op_type in ("Add", "Sub", "Sum") and any(
+        u.kind in ("weighted", "merge") and u.activation not in NON_NEGATIVE for u in inputs)
+
+
+def _activation_name(op_types: list[str]) -> str | None:
+    """Name the activation a folded run of ops implements (diamonds included); a quantizer's
+    clamp at zero (:data:`ZERO_FLOOR`) is not one by itself (see :func:`_clamp_is_relu`)."""
     s = set(op_types)
     if {"Softplus", "Tanh", "Mul"} <= s:
         return "mish"
@@ -184,10 +209,12 @@ def _activation_name(op_types: list[str], weighted: bool = False) -> str | None:
         return "silu"
     if "Erf" in s or "Gelu" in s or ({"Tanh", "Pow"} <= s):
         return "gelu"
-    for op in op_types:
-        if op in ACTIVATION_OPS:
+    # A unit with two activations (a multi-output Split folding the class sigmoid and the DFL
+    # softmax) is named by a fixed precedence, not by op order, which quantizers reorder.
+    for op in _ACTIVATION_PRECEDENCE:
+        if op in s:
             return ACTIVATION_OPS[op]
-    return "relu" if weighted and CLAMPING_QUANTIZER in s else None
+    return None
 
 
 def _unit_attrs(graph: ModelGraph, name: str) -> tuple[tuple[str, object], ...]:
@@ -253,7 +280,6 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
             dag.add_edge(src, dst, count=1)
 
     repeats = _repeat_upsamples(graph)
-    clamping = graph.meta.get("clamping_quantizers", frozenset())
     inputs = []
     for info in graph.inputs:
         uid = info.name
@@ -308,8 +334,9 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
             members[host].append(op.name)
             # A product with a constant (a layer scale, YOLOv7's ImplicitM) is no gate of an
             # activation diamond: only ``x * f(x)`` makes the unit a SiLU, Mish or HardSwish.
-            folded_ops[host].append(f"{ot}(const)" if ot in ELEMENTWISE_MERGES and len(data) < 2
-                                    else CLAMPING_QUANTIZER if op.name in clamping else ot)
+            folded_ops[host].append(f"{ot}(const)" if ot in ELEMENTWISE_MERGES and len(data) < 2 else ot)
+            if op.name in graph.zero_floor_ops:
+                folded_ops[host].append(ZERO_FLOOR)
             if ot == "Add" and dag.nodes[host]["proto"]["attrs_op"] == "ConvInteger":
                 # ConvInteger has no bias input: the dequantising tail adds it (a float Conv's own)
                 dag.nodes[host]["proto"]["params"] += sum(p.count for p in graph.dag.nodes[op.name]["params"])
@@ -324,8 +351,8 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
         add_unit(uid, kind, ot, scope=graph.scope(op.name), params=params, attrs=_unit_attrs(graph, op.name))
         dag.nodes[uid]["proto"]["attrs_op"] = op.op_type
         members[uid].append(op.name)
-        if op.name in clamping:  # a QLinearConv whose output grid starts at zero
-            folded_ops[uid].append(CLAMPING_QUANTIZER)
+        if op.name in graph.zero_floor_ops:
+            folded_ops[uid].append(ZERO_FLOOR)
         for src in sources:
             connect(src, uid)
         for pos, o in enumerate(op.outputs):
@@ -342,11 +369,21 @@ def build_layers(graph: ModelGraph) -> LayerGraph:
             connect(unit_of[info.name], uid)
         outputs.append(uid)
 
-    for uid in dag.nodes:
+    activation = {uid: _activation_name(folded_ops[uid]) for uid in dag.nodes}
+    # Whether a unit's output reaches a weighted unit other than one reading only softmax
+    # outputs (the DFL's fixed conv): a prediction conv does not (units are in topological order).
+    feeds: dict[str, bool] = {}
+    for uid in reversed(list(dag.nodes)):
+        feeds[uid] = any(feeds[s] or (dag.nodes[s]["proto"]["kind"] == "weighted" and any(
+            activation[p] != "softmax" for p in dag.predecessors(s))) for s in dag.successors(uid))
+    for uid in dag.nodes:  # in topological order: a unit reads its inputs' finished units
         proto = dag.nodes[uid].pop("proto")
+        if activation[uid] is None and ZERO_FLOOR in folded_ops[uid] and feeds[uid] and _clamp_is_relu(
+                proto["kind"], proto["op_type"], [dag.nodes[p]["unit"] for p in dag.predecessors(uid)]):
+            activation[uid] = "relu"
         dag.nodes[uid]["unit"] = Unit(
             id=uid, kind=proto["kind"], op_type=proto["op_type"], nodes=tuple(members[uid]),
-            tensor=tensor_of.get(uid, ""), activation=_activation_name(folded_ops[uid], proto["kind"] == "weighted"),
+            tensor=tensor_of.get(uid, ""), activation=activation[uid],
             scope=proto["scope"], params=proto["params"], attrs=proto["attrs"],
         )
     return LayerGraph(dag=dag, inputs=tuple(inputs), outputs=tuple(outputs))
@@ -402,7 +439,7 @@ def _repeat_upsamples(graph: ModelGraph) -> frozenset[str]:
 
 
 #: Folded ops that only move, retype or (fake-)quantize a tensor.
-_LAYOUT_FOLDS = frozenset({"Transpose", "Cast", "Identity", "QuantizeLinear", "DequantizeLinear", CLAMPING_QUANTIZER})
+_LAYOUT_FOLDS = frozenset({"Transpose", "Cast", "Identity", "QuantizeLinear", "DequantizeLinear", ZERO_FLOOR})
 
 
 def _separate_bias(graph: ModelGraph, op: OpNode, host: dict[str, object], folded: list[str],
@@ -512,3 +549,33 @@ def unit_counts(layers: LayerGraph) -> dict[str, int]:
     for uid in layers.dag.nodes:
         counts[layers.unit(uid).kind] += 1
     return counts
+
+
+#: Activations of a channel-attention gate's weighted unit (SE: sigmoid; EffectiveSE: hard sigmoid).
+GATE_ACTIVATIONS = frozenset({"sigmoid", "hardsigmoid", "hardswish"})
+
+
+def channel_gate(layers: LayerGraph, uid: str) -> tuple[str, str] | None:
+    """``(feature, gate)`` when unit ``uid`` is a channel-attention gate (SE / EffectiveSE / ESEAttn):
+    a Mul merge of a feature ``A`` and a sigmoid-activated weighted unit ``G`` whose output is one
+    value per channel and whose input is ``A`` itself (a folded ReduceMean) or a global pool of
+    ``A``; else ``None``."""
+    unit = layers.unit(uid)
+    if unit.kind != "merge" or unit.op_type != "Mul":
+        return None
+    dag = layers.dag
+    preds = list(dag.predecessors(uid))
+    if len(preds) != 2:
+        return None
+    for g, a in (preds, preds[::-1]):
+        gate = layers.unit(g)
+        if not gate.weighted or gate.activation not in GATE_ACTIVATIONS:
+            continue
+        shape = gate.attr("shape")
+        if isinstance(shape, tuple) and len(shape) == 4 and shape[2:] != (1, 1):
+            continue
+        sources = set(dag.predecessors(g))
+        sources |= {q for p in sources if layers.unit(p).kind == "pool" for q in dag.predecessors(p)}
+        if a in sources:
+            return a, g
+    return None

@@ -21,16 +21,28 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+#: Ops that only alias, cast, dequantise or re-lay a parameter (a bias reshaped for the Add of
+#: quantize_dynamic's tail): the op that reads their output is the parameter's consumer.
+_ALIASING = frozenset({"Identity", "Cast", "DequantizeLinear", "Reshape", "Transpose", "Unsqueeze", "Squeeze"})
+
+
 def parameter_names(graph: ModelGraph) -> set[str]:
     """Initializers that are parameters rather than shapes or indices.
 
     An initializer is a parameter when its type can hold weights (not int64/bool/string) and
     some op reads it — directly or through an alias/cast/dequantise chain — at an input
-    position that carries gradient. Reshape's shape or Slice's starts are not parameters.
+    position that carries gradient. Reshape's shape or Slice's starts are not parameters, nor
+    are quantization scales and zero points (the weights they dequantize are).
     """
+    # quantize_dynamic multiplies each weight's scale by the activation scale that
+    # DynamicQuantizeLinear computes (its second output): those scales are no parameters.
+    dynamic_scales = {op.outputs[1] for op in graph.ops()
+                      if op.op_type == "DynamicQuantizeLinear" and len(op.outputs) > 1 and op.outputs[1]}
     names: set[str] = set()
     for node in graph.dag.nodes:
         op = graph.op(node)
+        if op.op_type == "Mul" and dynamic_scales.intersection(op.inputs):
+            continue
         for prm in graph.dag.nodes[node]["params"]:
             if prm.dtype in NON_PARAMETER_DTYPES:
                 continue
@@ -59,7 +71,7 @@ def summarize_model(graph: ModelGraph) -> ModelSummary:
     # Real sharing: one initializer feeding more than one weighted consumer.
     consumers: Counter[str] = Counter()
     for node in graph.dag.nodes:
-        if graph.op(node).op_type in ("Identity", "Cast", "DequantizeLinear"):
+        if graph.op(node).op_type in _ALIASING:
             continue
         for prm in graph.dag.nodes[node]["params"]:
             if prm.name in pnames:

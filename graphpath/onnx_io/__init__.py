@@ -41,7 +41,7 @@ from graphpath.onnx_io._proto import (
 )
 
 __all__ = ["LoadedModel", "as_loaded", "external_data_files", "load", "load_proto", "model_bytes_with_outputs", "onnx_version", "open_model",
-           "read_arrays"]
+           "read_arrays", "uint8_weights_bytes"]
 
 #: Ops through which an initializer keeps its identity (aliasing, dequantisation, casts).
 _PASSTHROUGH_STATIC = frozenset(
@@ -823,41 +823,52 @@ def _build(model: onnx.ModelProto, path: Path) -> ModelGraph:
         "shape_inference": shape_note or "ok",
         "external_data": any(p.external for p in params.values()),
         "metadata_props": {m.key: m.value for m in model.metadata_props},
-        "clamping_quantizers": _clamping_quantizers(g, names),
     }
     return ModelGraph(
         dag=dag, inputs=inputs, outputs=outputs, params=params,
         shape_tensors=frozenset(static), value_shapes=shapes, meta=meta,
         producer_of={t: names[i] for t, i in producer.items()},
+        zero_floor_ops=_zero_floor_ops(g, names),
     )
 
 
-#: Ops that quantize their output, with the input position of the output's zero point.
-_OUTPUT_ZERO_POINT = {"QuantizeLinear": 2, "QLinearConv": 7}
+#: Quantizing ops → the input holding their output zero point.
+_OUTPUT_ZERO_POINT = {"QuantizeLinear": 2, "QLinearConv": 7, "QLinearMatMul": 7, "QGemm": 8, "QLinearAdd": 7}
+#: A zero point is one value per channel: larger tensors are not decoded to look for one.
+_MAX_ZERO_POINTS = 4096
+#: Lowest value of each integer type a quantizer writes.
+_TYPE_MIN: dict[int, int] = {onnx.TensorProto.UINT8: 0, onnx.TensorProto.INT8: -128, onnx.TensorProto.UINT16: 0,
+             onnx.TensorProto.INT16: -32768}
 
 
-def _clamping_quantizers(g: onnx.GraphProto, names: list[str]) -> frozenset[str]:
-    """QuantizeLinear (and QLinearConv) nodes whose output zero point is the integer type's
-    minimum (uint8 0, int8 −128): every negative value maps to zero, so the quantization
-    computes a ReLU. onnxruntime's quantizer removes a Relu after a Conv for that reason (QDQ
-    and QOperator forms); the layer view names the activation from these (only the zero points
-    are read, a few bytes each)."""
-    small: dict[str, onnx.TensorProto] = {
-        t.name: t for t in g.initializer if external_location(t) is None and math.prod(t.dims) <= 4096}
+def _zero_floor_ops(g: onnx.GraphProto, names: list[str]) -> frozenset[str]:
+    """Names of the quantizing ops whose output zero point is their type's minimum (their integer
+    output's lowest value is real zero): see :attr:`ModelGraph.zero_floor_ops`. Only zero points
+    held in the file (initializers, Constant nodes) are read; a QuantizeLinear without one has the
+    standard's default, uint8 zero point 0."""
+    held: dict[str, onnx.TensorProto] = {t.name: t for t in g.initializer}
     for node in g.node:
-        value = constant_value(node) if node.op_type == "Constant" else None
-        if value is not None and math.prod(value.dims) <= 4096:
-            small[node.output[0]] = value
-    found = set()
+        const = constant_value(node)
+        if const is not None and node.output:
+            held[node.output[0]] = const
+    found: set[str] = set()
     for i, node in enumerate(g.node):
         pos = _OUTPUT_ZERO_POINT.get(node.op_type)
-        if pos is None or len(node.input) <= pos or node.input[pos] not in small:
+        if pos is None:
+            continue
+        zp = node.input[pos] if len(node.input) > pos else ""
+        if not zp:
+            if node.op_type == "QuantizeLinear" and not any(a.name == "output_dtype" for a in node.attribute):
+                found.add(names[i])
+            continue
+        t = held.get(zp)
+        if t is None or t.data_type not in _TYPE_MIN or math.prod(t.dims) > _MAX_ZERO_POINTS:
             continue
         try:
-            zp = numpy_helper.to_array(small[node.input[pos]])
-        except _DECODE_ERRORS:  # an unreadable zero point leaves the node as it is
+            value = _inline_array(t)
+        except ValueError:
             continue
-        if zp.size and ((zp.dtype == np.uint8 and not zp.any()) or (zp.dtype == np.int8 and (zp == -128).all())):
+        if value is not None and value.size >= 1 and bool(np.all(value == _TYPE_MIN[int(t.data_type)])):
             found.add(names[i])
     return frozenset(found)
 
@@ -1030,6 +1041,50 @@ def _with_outputs(model: onnx.ModelProto, outputs: Iterable[str]) -> bytes:
     del g.output[:]
     g.output.extend(copies)
     return bytes(model.SerializeToString())
+
+
+#: Integer ops → (activation zero-point input, weight input, weight zero-point input).
+_U8S8_OPS = {"QLinearConv": (2, 3, 5), "QLinearMatMul": (2, 3, 5), "ConvInteger": (2, 1, 3),
+             "MatMulInteger": (2, 1, 3), "QGemm": (2, 3, 5)}
+
+
+def uint8_weights_bytes(model: LoadedModel, outputs: Sequence[str] | None = None) -> tuple[bytes, int]:
+    """``model`` serialized with the int8 constant weights of its uint8-activation integer ops
+    (``QLinearConv``, ``QLinearMatMul``, ``ConvInteger``, ``MatMulInteger``, contrib ``QGemm``)
+    re-encoded as uint8:
+    weight + 128 and weight zero point + 128, as new initializers. By the ONNX definition of these
+    ops only ``w − w_zero_point`` enters the sum, so the model computes the same values; what
+    changes is the kernel onnxruntime picks (U8U8 instead of U8S8, whose int16 pair sums saturate
+    on x86 CPUs without VNNI). Returns the bytes and how many weights were re-encoded (0: the
+    bytes are the model's own). With ``outputs``, the graph outputs are replaced by those tensors.
+    """
+    proto = model.inlined_proto()
+    g = proto.graph
+    inits = {t.name: t for t in g.initializer}
+    added: dict[str, str] = {}
+    count = 0
+    for node in g.node:
+        where = _U8S8_OPS.get(node.op_type)
+        domains = ("com.microsoft",) if node.op_type == "QGemm" else ("", "ai.onnx")
+        if where is None or node.domain not in domains or len(node.input) <= max(where):
+            continue
+        x_zp, w, w_zp = (node.input[i] for i in where)
+        if not (x_zp in inits and w in inits and w_zp in inits):
+            continue
+        if inits[x_zp].data_type != onnx.TensorProto.UINT8 or inits[w].data_type != onnx.TensorProto.INT8 \
+                or inits[w_zp].data_type != onnx.TensorProto.INT8:
+            continue
+        for i in where[1:]:
+            name = node.input[i]
+            if name not in added:
+                shifted = numpy_helper.to_array(inits[name]).astype(np.int16) + 128
+                added[name] = f"{name}__uint8"
+                g.initializer.append(numpy_helper.from_array(shifted.astype(np.uint8), added[name]))
+            node.input[i] = added[name]
+        count += 1
+    if outputs is not None:
+        return _with_outputs(proto, outputs), count
+    return bytes(proto.SerializeToString()), count
 
 
 # The training rewrites live in their own module of this package (imported on first use: only

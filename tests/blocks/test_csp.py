@@ -69,6 +69,45 @@ def test_v5_bottleneck_csp_with_activation_after_the_cat_is_csp(write_model):
     assert counts(write_model, n.text(y)) == {"csp": 1, "residual": 1}
 
 
+def gate(n: Net, x: str, *, pool: bool = False, hard: bool = True) -> str:
+    """A channel-attention gate on ``x``: mean over H, W (ReduceMean, or GlobalAveragePool) → 1×1
+    conv with bias → hard sigmoid (EffectiveSE) or sigmoid (SE) → × ``x``."""
+    c = n.channels[x]
+    m, w, b, g, s, y = (n._name(t) for t in ("m", "wg", "bg", "g", "gs", "gx"))
+    n.inits += [f"float[{c},{c},1,1] {w}", f"float[{c}] {b}"]
+    mean = f"{m} = GlobalAveragePool ({x})" if pool else f"{m} = ReduceMean <axes = [2, 3], keepdims = 1> ({x})"
+    act = f"{s} = HardSigmoid <alpha = 0.1666667, beta = 0.5> ({g})" if hard else f"{s} = Sigmoid ({g})"
+    n.lines += [mean, f"{g} = Conv <kernel_shape = [1, 1]> ({m}, {w}, {b})", act, f"{y} = Mul ({x}, {s})"]
+    n.channels[y] = c
+    return y
+
+
+def test_channel_attention_gate_between_cat_and_conv_is_still_csp(write_model):
+    """PP-YOLOE's CSPResStage (ppdet/modeling/backbones/cspresnet.py): conv1 1×1 ‖ conv2 1×1 →
+    BasicBlock → cat → EffectiveSE → conv3 1×1. The gate is part of the block; with either
+    mean (folded ReduceMean or a GlobalAveragePool unit) and either gate activation."""
+    for pool, hard in ((False, True), (True, False)):
+        n = Net(8)
+        body = bottleneck(n, n.conv(n.x, 4, 1), 4)
+        cat = n.cat(n.conv(n.x, 4, 1), body)
+        y = n.conv(gate(n, cat, pool=pool, hard=hard), 8, 1)
+        found = family_matches(write_model(n.text(y)))
+        assert block_counts(found) == {"csp": 1, "residual": 1}, (pool, hard)
+        structure = dict(found[0].structure)
+        assert structure["gate"] == "channel attention" and structure["residual_bottlenecks"] == 1
+        # body (conv2, 2 bottleneck convs, add), bypass, cat, post conv; gate conv, Mul (+ the pool)
+        assert len(found[0].units) == 4 + 1 + 1 + 1 + 2 + pool
+
+
+def test_gate_whose_product_feeds_more_than_the_conv_is_not_csp(write_model):
+    """The gated cat must be fused by one conv: a product that also leaves the block is not a
+    CSP stage's fusion."""
+    n = Net(8)
+    cat = n.cat(n.conv(n.x, 4, 1), bottleneck(n, n.conv(n.x, 4, 1), 4))
+    gated = gate(n, cat)
+    assert "csp" not in counts(write_model, n.text(n.conv(gated, 8, 1), gated))
+
+
 def test_pooling_inside_the_split_is_not_csp(write_model):
     n = Net(8)
     assert counts(write_model, n.text(c3(n, n.x, 8, pool=True))) == {"residual": 1}

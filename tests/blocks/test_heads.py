@@ -179,6 +179,35 @@ def test_branches_of_one_level_exported_apart_stay_one_level(write_model: Callab
     assert found == {"decoupled_head": 1}
 
 
+def _et_level(net: HeadNet, feat: str, c: int, hw: int) -> tuple[str, str]:
+    """A PP-YOLOE ET-head level (ppdet/modeling/heads/ppyoloe_head.py): ``avg = mean(feat)``;
+    class ``pred_cls(ESEAttn(feat, avg) + feat)``, box ``pred_reg(ESEAttn(feat, avg))``, where
+    ``ESEAttn = conv 1×1(feat · sigmoid(fc(avg)))``; the prediction convs are 3×3."""
+    avg = net.op("GlobalAveragePool", feat)
+
+    def ese(feat: str) -> str:
+        gate = net.op("Sigmoid", net.conv(avg, c, c, 1, act=False))
+        return net.conv(net.op("Mul", feat, gate), c, c, 1)
+
+    cls = net.conv(net.add(ese(feat), feat), c, NC, 3, act=False)
+    box = net.conv(ese(feat), c, 68, 3, act=False)
+    return net.flat(box, 68, hw), net.op("Sigmoid", net.flat(cls, NC, hw))
+
+
+def test_et_head_branches_behind_gates_and_a_residual_are_one_level(write_model: Callable[..., Path]) -> None:
+    """PP-YOLOE: the class and box branches of a level meet only at the level's feature, one
+    behind a channel-attention gate plus a residual add, the other behind a gate. One decoupled
+    level per scale, one head: exported as two outputs (scores, box bins), not two heads (the
+    eval graph of PPYOLOEHead has no auxiliary head)."""
+    net = HeadNet()
+    p3, p4 = _features(net)
+    l3, l4 = _et_level(net, p3, 8, 256), _et_level(net, p4, 8, 64)
+    cls = net.op("Concat <axis = 2>", l3[1], l4[1])
+    box = net.op("Concat <axis = 2>", l3[0], l4[0])
+    _, found = _detect(write_model, net, cls, box)
+    assert found == {"decoupled_head": 2}
+
+
 def test_fc_head(write_model: Callable[..., Path]) -> None:
     net = HeadNet()
     f = net.op("Flatten", net.conv(net.conv("x", 8, 2, 3, 4), 2, 2, 3, 2))  # 2×4×4 = 32

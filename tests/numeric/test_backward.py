@@ -287,3 +287,26 @@ def test_the_dead_fraction_gets_a_linear_interval_over_seeds(tmp_path: Path) -> 
                                              init="kaiming-normal", norm="none", seeds=3))
     dead = rep.intervals["dead_fraction"]
     assert dead.n == 3 and not dead.log and 0.0 <= dead.low <= dead.mean <= dead.high <= 1.0
+
+
+def test_float16_graph_is_compared_at_half_precision_tolerance(tmp_path: Path) -> None:
+    """A float16 graph: evaluated in float32, compared with onnxruntime's half-precision run at
+    a tolerance of 8 units of half-precision roundoff of each head's range, which the parity
+    line states (a float32 graph keeps the default 1e-4)."""
+    rng = np.random.default_rng(0)
+    w1, w2 = (rng.standard_normal((C, C, 3, 3)) * 0.3 for _ in range(2))
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2"], ["y"], pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [1, C, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, None)],
+        [numpy_helper.from_array(w1.astype(np.float16), "w1"), numpy_helper.from_array(w2.astype(np.float16), "w2")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "half.onnx"))
+    report = run_backward(tmp_path / "half.onnx", FAST)
+    assert report.parity.atol == 8 * 2.0 ** -11
+    assert any("float16 graph evaluated in float32" in n for n in report.parity.notes)
+    full = run_backward(chain(tmp_path, [0.5] * 3), FAST)
+    assert full.parity.atol == FAST.parity_atol and not any("float16" in n for n in full.parity.notes)

@@ -51,6 +51,13 @@ QUANT_CASES: list[tuple[str, str]] = [
      "f = Cast <to=1> (c)\nm = Mul (s, ws)\ny = Mul (f, m)\n}"),
     ("qlinear_matmul",
      case("y = QLinearMatMul (xq, xs, xz, w, ws, wz, ys, yz)", init="int8[4,3] w, float ws = {0.05}, int8 wz = {0}")),
+    ("qgemm_trans_b_bias",  # com.microsoft QGemm, as quantize_static writes a Gemm (yolov1's FC layers)
+     case("y = com.microsoft.QGemm <transB = 1, alpha = 0.5> (xq, xs, xz, w, ws, wz, b, ys, yz)",
+          init="int8[3,4] w, float ws = {0.05}, int8 wz = {0}, int32[3] b = {40, -100, 9}",
+          inputs="float[2,4] x")),  # C in units of a_scale·b_scale, scaled by alpha with A·B (bias 7 made a tie)
+    ("qgemm_float_output",
+     case("y = com.microsoft.QGemm <alpha = 0.5> (xq, xs, xz, w, ws, wz)",
+          init="int8[4,3] w, float ws = {0.05}, int8 wz = {0}", inputs="float[2,4] x", outputs="float y")),
     ("qlinear_add",
      case("y = com.microsoft.QLinearAdd (xq, xs, xz, xq, xs, xz, ys, yz)")),
     ("qlinear_mul_sigmoid_silu",
@@ -123,3 +130,35 @@ def test_weight_gradient_flows_through_the_quantized_conv(write_model):
     y = ev({"x": x}, params=params)["y"]
     grads = torch.autograd.grad(y.square().sum(), list(params.values()))
     assert all(float(g.abs().sum()) > 0 for g in grads)
+
+
+def test_parity_reference_is_the_value_identical_uint8_weight_copy(write_model):
+    """uint8 activations × int8 weights: the parity reference is onnxruntime on a copy whose int8
+    weights and zero points are re-encoded as uint8 (+128). The values are the ONNX definition's
+    (``Σ (x − x_z)(w − w_z)``, exact in int32): a 1×1 conv over 8 channels of x = 255 (x_z = 0) and
+    w = ±127: x = 250 makes adjacent pairs of products 2·250·127 = 63500, past int16, where a U8S8
+    kernel that adds pairs in saturating int16 (AVX2 without VNNI) gives 65533 instead of 127000."""
+    from graphpath import onnx_io
+
+    w = "127, 127, 127, 127, -127, -127, 127, 127"
+    src = (f"{HEADER}\ng (float[1,8,2,2] x) => (float y) <float xs = {{1.0}}, uint8 xz = {{0}}, "
+           f"int8[1,8,1,1] w = {{{w}}}, float ws = {{1.0}}, int8 wz = {{0}}, float ys = {{1024.0}}, "
+           "uint8 yz = {0}> {\nxq = QuantizeLinear (x, xs, xz)\n"
+           "q = QLinearConv <kernel_shape=[1,1]> (xq, xs, xz, w, ws, wz, ys, yz)\n"
+           "y = DequantizeLinear (q, ys, yz)\n}")
+    path = write_model(parse(src))
+    model = onnx_io.open_model(path)
+    blob, count = onnx_io.uint8_weights_bytes(model)
+    assert count == 1
+
+    import onnxruntime as ort
+
+    x = np.full((1, 8, 2, 2), 250.0, np.float32)
+    x[..., 1, :] = 40.0  # one row inside int16 either way
+    (got,) = ort.InferenceSession(blob, providers=["CPUExecutionProvider"]).run(["y"], {"x": x})
+    # 250·127·4 = 127000 → 124.02 steps of 1024; 40·127·4 = 20320 → 19.84 steps
+    assert got[0, 0].tolist() == [[124 * 1024.0] * 2, [20 * 1024.0] * 2]
+
+    ev = Evaluator.from_model(model, device="cpu", outputs=["y"])
+    parity = require_parity(ev, model, {"x": x}, rtol=0.0, atol=0.005)
+    assert "re-encoded as uint8" in parity.reference

@@ -72,7 +72,7 @@ _SMALL_CONST = 64
 #: Ops that quantize activations in the forward pass (straight-through in the backward pass).
 _FAKE_QUANT_OPS = frozenset({"QuantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
                              "QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax",
-                             "QLinearConcat", "QLinearGlobalAveragePool"})
+                             "QLinearConcat", "QLinearGlobalAveragePool", "QGemm"})
 #: Ops that pick elements by value: outputs downstream of them flip on near-ties.
 _SELECTION_OPS = frozenset({"TopK", "ArgMax", "ArgMin"})
 
@@ -254,6 +254,17 @@ def _scales_after(graph: ModelGraph, order: Sequence[str],
     return found
 
 
+def _weight_axis(op: OpNode) -> int:
+    """The axis a weight's per-channel scale runs along: a DequantizeLinear's ``axis``; QGemm's
+    B: its N axis (0 with ``transB``, else -1)."""
+    where = f"{op.op_type} node {op.name!r}"
+    if op.op_type == "QGemm":
+        return 0 if int_attr(op.attrs, "transB", 0, where) else -1
+    if op.op_type in ("DequantizeLinear", "QuantizeLinear"):  # no other op's ``axis`` is read here
+        return int_attr(op.attrs, "axis", 1, where)
+    return 1
+
+
 def _quantization_statement(graph: ModelGraph, order: Sequence[str], dequantized: Mapping[str, np.ndarray],
                             after: Mapping[str, object]) -> str:
     """What the evaluator does with a quantized graph, in one sentence ("" for a float graph)."""
@@ -298,9 +309,7 @@ class Evaluator(nn.Module):
         # DequantizeLinear of an initializer leaves the schedule (its output is the parameter).
         after = _scales_after(graph, order, arrays)
         dequantized = dequantize_weights(
-            [(n, graph.op(n).op_type, graph.op(n).inputs,
-              int_attr(graph.op(n).attrs, "axis", 1, f"{graph.op(n).op_type} node {n!r}")
-              if graph.op(n).op_type in ("DequantizeLinear", "QuantizeLinear") else 1) for n in order],
+            [(n, graph.op(n).op_type, graph.op(n).inputs, _weight_axis(graph.op(n))) for n in order],
             arrays, {n: v[0] for n, v in after.items()})
         extra_attrs = {m: {"graphpath_passthrough": pos} for _, m, pos in after.values()}
         order = [n for n in order if n not in dequantized]
@@ -563,6 +572,7 @@ class ParityResult:
     outputs: tuple[OutputParity, ...]
     rtol: float
     atol: float
+    reference: str = ""  # what onnxruntime ran when not the file as is (a re-encoded copy)
 
     @property
     def ok(self) -> bool:
@@ -690,7 +700,15 @@ def check_parity(evaluator: Evaluator, model: LoadedModel | None = None,
                 inputs[t.name] = np.zeros(shape, dtype=np.int64 if t.dtype == "INT64" else np.int32)
     names = list(evaluator.output_names)
     same = names == [o.name for o in evaluator.graph.outputs]
-    blob = loaded.serialized(None if same else names)
+    # onnxruntime's U8S8 integer kernels (uint8 activations × int8 weights) sum pairs of products
+    # in saturating int16 on x86 CPUs without VNNI, off the ONNX definition; the reference runs
+    # the value-identical copy with uint8 weights (U8U8 kernels, exact int32 sums) instead.
+    reencoded = 0
+    if any(op.op_type in ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm")
+           for op in loaded.graph.ops()):
+        blob, reencoded = onnx_io.uint8_weights_bytes(loaded, None if same else names)
+    else:
+        blob = loaded.serialized(None if same else names)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 4  # fatal only: a failure is raised (and reported) below, not logged
@@ -730,7 +748,10 @@ def check_parity(evaluator: Evaluator, model: LoadedModel | None = None,
                 f"(downstream of {'/'.join(selecting)}: near-tied scores can pick other elements; "
                 "compare at the raw head tensors with outputs=[...])"))
         results.append(res)
-    return ParityResult(tuple(results), rtol, atol)
+    reference = (f"onnxruntime on the value-identical copy with {reencoded} int8 weight tensors re-encoded as "
+                 "uint8 (+128 on weights and zero points), since its U8S8 kernels saturate on x86 CPUs "
+                 "without VNNI") if reencoded else ""
+    return ParityResult(tuple(results), rtol, atol, reference)
 
 
 def require_parity(evaluator: Evaluator, model: LoadedModel | None = None,

@@ -137,6 +137,28 @@ def qlinear_matmul(node: Node, xs: list[Any]) -> OpResult:
     return _grid(node, y, ys, yzp, 7, -1)
 
 
+def qgemm(node: Node, xs: list[Any]) -> OpResult:
+    """com.microsoft QGemm: ``alpha·(A'·B' + C)`` on real operands (C: int32 in units of
+    ``a_scale·b_scale``), rounded to the output grid when it has one (else a float output)."""
+    a, as_, azp, b, bs, bzp = xs[:6]
+    c = xs[6] if len(xs) > 6 else None
+    ys = xs[7] if len(xs) > 7 else None
+    yzp = xs[8] if len(xs) > 8 else None
+    alpha = node.f("alpha", 1.0)
+    trans_b = node.i("transB", 0)
+    A = _real(node, a, as_, azp)
+    B = _real(node, b, bs, bzp, 0 if trans_b else -1)
+    A = A.transpose(0, 1) if node.i("transA", 0) else A
+    B = B.transpose(0, 1) if trans_b else B
+    y = A @ B
+    if c is not None:  # int32 C in units of a_scale·b_scale (dequantized at load when an initializer)
+        if not c.is_floating_point():
+            c = c.to(node.dtype) * (as_.to(node.dtype).reshape(()) * bs.to(node.dtype).reshape(-1))
+        y = y + c
+    y = alpha * y
+    return y if ys is None else _grid(node, y, ys, yzp, 8, -1)
+
+
 def _in(node: Node, xs: list[Any], pos: int) -> Tensor:
     """Input ``pos`` as a real value (its scale and zero point follow it)."""
     return _real(node, xs[pos], xs[pos + 1], xs[pos + 2] if len(xs) > pos + 2 else None)
@@ -179,7 +201,7 @@ def passthrough(node: Node, xs: list[Any]) -> OpResult:
 OUTPUT_GRIDS: dict[str, tuple[int, int]] = {
     "QuantizeLinear": (1, 2), "QLinearConv": (6, 7), "QLinearMatMul": (6, 7), "QLinearAdd": (6, 7),
     "QLinearMul": (6, 7), "QLinearSigmoid": (3, 4), "QLinearLeakyRelu": (3, 4), "QLinearSoftmax": (3, 4),
-    "QLinearGlobalAveragePool": (3, 4), "QLinearConcat": (0, 1),
+    "QLinearGlobalAveragePool": (3, 4), "QLinearConcat": (0, 1), "QGemm": (7, 8),
 }
 
 
@@ -192,14 +214,16 @@ QUANT_OPS: dict[str, OpFn] = {
     "QLinearSigmoid": _qlinear_unary(lambda node, x: torch.sigmoid(x)),
     "QLinearLeakyRelu": _qlinear_unary(lambda node, x: F.leaky_relu(x, node.f("alpha", 0.01))),
     "QLinearSoftmax": _qlinear_unary(_softmax), "QLinearGlobalAveragePool": _qlinear_unary(_global_avg),
-    "QLinearConcat": qlinear_concat,
+    "QLinearConcat": qlinear_concat, "QGemm": qgemm,
 }
 
 #: QOperator ops → (weight position, scale position or -1, zero-point position or -1, axis)
-#: of the operand dequantized at load when it is an initializer; -1 scale: applied after the op.
-_WEIGHT_SLOTS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
+#: of the operand dequantized at load when it is an initializer; -1 scale: applied after the op;
+#: axis ``None``: the one the caller passes (QGemm's B: 0 with ``transB``, else -1).
+_WEIGHT_SLOTS: dict[str, tuple[tuple[int, int, int, int | None], ...]] = {
     "QLinearConv": ((3, 4, 5, 0),), "ConvInteger": ((1, -1, 3, 0),),
     "QLinearMatMul": ((3, 4, 5, -1), (0, 1, 2, -2)), "MatMulInteger": ((1, -1, 3, -1), (0, -1, 2, -2)),
+    "QGemm": ((3, 4, 5, None),),
 }
 
 
@@ -251,10 +275,15 @@ def dequantize_weights(
             zp = get(ins[z]) if z >= 0 and len(ins) > z else None
             w_scale: np.ndarray | float | None = get(ins[s]) if s >= 0 and len(ins) > s else scale_after.get(name)
             if w_scale is not None:
-                values[ins[w]] = deq(arrays[ins[w]], w_scale, zp, axis)
+                values[ins[w]] = deq(arrays[ins[w]], w_scale, zp, dq_axis if axis is None else axis)
         if op_type == "QLinearConv" and len(ins) > 8 and integer(ins[8]):
             xs_, ws = get(ins[1]), get(ins[4])
             if xs_ is not None and ws is not None:
                 values[ins[8]] = arrays[ins[8]].astype(np.float64) * float(np.asarray(xs_).reshape(-1)[0]) \
                     * np.asarray(ws, np.float64).reshape(-1)
+        if op_type == "QGemm" and len(ins) > 6 and integer(ins[6]):
+            as_, bs = get(ins[1]), get(ins[4])
+            if as_ is not None and bs is not None:  # alpha multiplies the sum at run time (qgemm)
+                values[ins[6]] = arrays[ins[6]].astype(np.float64) * float(np.asarray(as_).reshape(-1)[0]) \
+                    * np.asarray(bs, np.float64).reshape(-1)
     return {k: np.asarray(v, np.float32) for k, v in values.items()}
