@@ -1,9 +1,12 @@
 """The content-addressed result cache.
 
 An entry's key is the SHA-256 of: the model's bytes, the bytes of each of its external-data
-files (with their locations), the model's file name (reports state it), graphpath's version, :data:`CACHE_FORMAT`, and the job's
-result-changing options (:meth:`~graphpath.registry.jobs.Job.key_material`). A changed model,
-option or graphpath release therefore misses; nothing needs invalidating by hand.
+files (with their locations), the model's file name (reports state it), graphpath's version and
+the digest of its own source (:func:`code_digest`: a checkout between releases is its own
+code), :data:`CACHE_FORMAT`, and the job's result-changing options
+(:meth:`~graphpath.registry.jobs.Job.key_material`). A changed model, option or graphpath
+therefore misses; nothing needs invalidating by hand. A record that is whole but does not read
+back under the job (:func:`~graphpath.registry.jobs.readable`) is recomputed too.
 
 Layout: ``<dir>/v<CACHE_FORMAT>/<key[:2]>/<key>.json``; each entry holds its key, the record's
 JSON and the SHA-256 of that JSON. Writes go to a temporary file in the same folder and are
@@ -18,6 +21,7 @@ else ``~/.cache/graphpath``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -94,6 +98,18 @@ def _stat_sig(path: str | os.PathLike[str]) -> list[int]:
 _SETTLED_NS = 2_000_000_000
 
 
+@functools.cache
+def code_digest() -> str:
+    """SHA-256 over graphpath's own source files (``*.py`` and the shipped ``*.json`` schemas,
+    by relative path and bytes), read once per process: results computed by other code, such
+    as an older checkout with the same version number, are other entries."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".json") and p.is_file()):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def cache_key(path: str | os.PathLike[str], job: Job, cache: ResultCache | None = None) -> str | None:
     """The entry key of ``path`` under ``job``; ``None`` when it cannot be keyed (unreadable
     model or options: the model then runs uncached and fails, if it does, with the loader's
@@ -110,7 +126,8 @@ def cache_key(path: str | os.PathLike[str], job: Job, cache: ResultCache | None 
     except (OSError, GraphpathError):
         return None
     # the file name too: reports state it, so a copy under another name is its own entry
-    text = json.dumps({"graphpath": __version__, "format": CACHE_FORMAT, "job": material, "model": digest,
+    text = json.dumps({"graphpath": __version__, "code": code_digest(), "format": CACHE_FORMAT, "job": material,
+                       "model": digest,
                        "name": Path(path).name}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -92,6 +92,19 @@ class Job:
         return out
 
 
+def readable(job: Job, record: Mapping[str, Any]) -> bool:
+    """Whether a cached ``record`` is one this code reads back under ``job``: a report's row
+    decodes (:func:`decode_row`), an audit's report is a mapping. A record that is not (written
+    by another version under the same key, or damaged) is recomputed, never a crash."""
+    if job.kind == "audit":
+        return isinstance(record.get("report"), Mapping)
+    try:
+        decode_row(record["row"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return True
+
+
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}

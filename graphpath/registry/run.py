@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from graphpath.errors import GraphpathError
 from graphpath.registry.cache import ResultCache, cache_key
 from graphpath.registry.executors import Executor, LocalExecutor, Task
-from graphpath.registry.jobs import Job
+from graphpath.registry.jobs import Job, readable
 
 if TYPE_CHECKING:
     from graphpath.audit.config import AuditConfig
@@ -89,7 +89,7 @@ def run_models(paths: Sequence[str | os.PathLike[str]], job: Job, *, executor: E
         if cache is not None:
             keys[i] = cache_key(name, job, cache)
             hit = cache.get(keys[i]) if keys[i] is not None else None  # type: ignore[arg-type]
-            if hit is not None:
+            if hit is not None and readable(job, hit):
                 records[i] = hit
                 cached += 1
                 tick(i, f"{step} (cached)")

@@ -133,6 +133,31 @@ def test_a_damaged_entry_is_recomputed_not_trusted(tiny: Callable[..., Path], tm
     assert entry.read_text(encoding="utf-8") == raw  # rewritten whole
 
 
+def test_a_record_of_another_layout_is_recomputed(tiny: Callable[..., Path], tmp_path: Path) -> None:
+    """A whole, checksummed entry under this key whose row this code cannot read (written by
+    another checkout: a row without a field added since) is a miss, not an internal error."""
+    path = tiny()
+    cache = ResultCache(tmp_path / "cache")
+    good = run_models([path], STATIC, cache=cache).records
+    key = cache_key(path, STATIC)
+    assert key is not None and good[0] is not None
+    old = json.loads(json.dumps(good[0]))
+    del old["row"]["curvature"]
+    cache.put(key, json.dumps(old))
+    assert cache.get(key) == old  # the entry itself is whole
+    again = run_models([path], STATIC, cache=cache)
+    assert again.cached == 0 and again.records == good and not again.failures
+
+
+def test_other_code_is_another_key(tiny: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphpath.registry import cache as cache_module
+
+    path = tiny()
+    before = cache_key(path, STATIC)
+    monkeypatch.setattr(cache_module, "code_digest", lambda: "0" * 64)
+    assert cache_key(path, STATIC) != before
+
+
 def _hammer(root: str, key: str, record: str, rounds: int) -> None:
     cache = ResultCache(root)
     for _ in range(rounds):
