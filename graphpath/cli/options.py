@@ -78,7 +78,7 @@ _NUMERIC_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     click.option("--power-iters", type=click.IntRange(min=1), default=20, show_default=True,
                  help="Power-iteration steps per block Jacobian bound."),
     click.option("--max-blocks", type=click.IntRange(min=0), default=24, show_default=True,
-                 help="Blocks that get a Jacobian bound."),
+                 help="Blocks that get a Jacobian bound (every block gets its gain)."),
     click.option("--threshold", "thresholds", metavar="NAME=VALUE", multiple=True, callback=_threshold_pairs,
                  help="Move a verdict boundary, e.g. stable_low=0.05 (repeatable; names in docs/numeric.md)."),
     *_CONDITION_OPTIONS,

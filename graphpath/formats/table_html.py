@@ -19,7 +19,6 @@ from collections.abc import Sequence
 
 from graphpath.formats.table_html_blocks import block_map
 from graphpath.formats.table_html_plots import MODEL_PLOTS, PlotRenderer, overview_plot
-from graphpath.stability.curvature import sections
 from graphpath.stability.seed_claims import VERDICT_RANK
 from graphpath.stability.table import StabilityRow, StabilityTable, cell
 
@@ -297,7 +296,7 @@ def render(table: StabilityTable) -> str:
     parts.append(f'<div class="wide">{_main_table(table)}</div>')
     parts.append("<h2>Seed 000 §18.2 against graphpath</h2>")
     parts.append(_seed_table(table))
-    for sec in sections(table.rows):
+    for sec in table.claim_sections():
         parts += [f"<h2>{_e(sec.title)}</h2>", f'<p class="note">{_e(sec.intro)}</p>']
         parts.append(f'<div class="wide">{_plain_table(list(sec.head), [[_e(c) for c in r] for r in sec.body])}</div>'
                      if sec.body else '<p class="note">No model of these generations in this table.</p>')

@@ -66,7 +66,7 @@ class ModelPlot:
 
 
 def _gains(row: StabilityRow) -> Points:
-    return [(float(i), g) for i, (_, g) in enumerate(row.block_gains, start=1)]
+    return [(float(i), g) for i, (_, _, g) in enumerate(row.block_gains, start=1)]
 
 
 #: The plots of each model's section, in order.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 
 from graphpath.formats.markdown import md_escape, md_unescape
-from graphpath.stability.curvature import sections
 from graphpath.stability.table import COLUMNS, StabilityTable, cell, verdict_label
 
 _NUMERIC = {"units", "depth", "paths_log10", "shortest_path", "longest_path", "effective_depth", "ratio",
@@ -57,7 +56,7 @@ def render(table: StabilityTable) -> str:
     lines.append(render_rows(table))
     lines += ["### Seed 000 §18.2 against graphpath", ""]
     lines.append(render_seed(table))
-    for sec in sections(table.rows):
+    for sec in table.claim_sections():
         lines += [f"### {md_escape(sec.title)}", "", md_escape(sec.intro), ""]
         if not sec.body:
             lines += ["No model of these generations in this table.", ""]

@@ -148,13 +148,16 @@ class _Setup:
 
 @dataclass(frozen=True)
 class _Plan:
-    """Step 3 planning: what the probes capture and which blocks get a Jacobian bound."""
+    """Step 3 planning: what the probes capture, the blocks whose gain is measured (every detected
+    block with one entry and one exit in scope) and how many of them (the first ``jacobians``)
+    also get a Jacobian bound."""
 
     feature: Mapping[str, str]        # weighted unit → its feature tensor
     activations: Mapping[str, tuple[str, str, dict[str, Any], tuple[float, float] | None]]
     blocks: tuple[tuple[str, str, str, str], ...]   # (name, kind, entry, exit)
     block_source: str
-    boundary: tuple[str, ...]
+    jacobians: int
+    boundary: tuple[str, ...]                       # entries and exits of the blocks with a bound
     grad_of: tuple[str, ...]
     capture: tuple[str, ...]
     depths: Mapping[str, int]
@@ -325,18 +328,21 @@ def _plan(s: _Setup, opts: BackwardOptions) -> _Plan:
     consumers = tensor_consumers(graph)
     blocks = tuple((n, k, e if x in reachable_tensors(graph, e, consumers)
                     else (sibling_entry(graph, e, x, consumers) or e), x)
-                   for n, k, e, x in block_list[: opts.max_blocks])
-    boundary = tuple(sorted({t for _, _, e, x in blocks for t in (e, x)}))
+                   for n, k, e, x in block_list)
+    jacobians = min(opts.max_blocks, len(blocks))
+    boundary = tuple(sorted({t for _, _, e, x in blocks[:jacobians] for t in (e, x)}))
     rank = {u: i for i, u in enumerate(layers.topo_order())}
     tensor_depth = _tensor_depths(graph, layers, depths)
     # the forward signal at every block's output, not only the max_blocks with a Jacobian bound
     signal = tuple((u, "unit", t, depths[u]) for u, t in sorted(feature.items(), key=lambda kv: rank[kv[0]]))
     signal += tuple(sorted(((n, "block", x, tensor_depth.get(x, 0)) for n, _, _, x in block_list),
                            key=lambda p: p[3]))
-    grad_of = tuple(sorted(set(feature.values()) | set(boundary)))
+    # every block's entry and exit: its gain costs two gradient norms, only the bound is dear
+    grad_of = tuple(sorted(set(feature.values()) | {t for _, _, e, x in blocks for t in (e, x)}))
     # pre-activations and block outputs beyond max_blocks: forward only
     capture = tuple(sorted(set(grad_of) | {a[1] for a in acts.values()} | {t for _, _, t, _ in signal}))
-    return _Plan(feature=feature, activations=acts, blocks=blocks, block_source=source, boundary=boundary,
+    return _Plan(feature=feature, activations=acts, blocks=blocks, block_source=source, jacobians=jacobians,
+                 boundary=boundary,
                  grad_of=grad_of, capture=capture, depths=depths,
                  first_units=tuple(u for u in feature if depths.get(u) == 1), consumers=consumers, signal=signal)
 
@@ -432,6 +438,8 @@ def _blocks(s: _Setup, plan: _Plan, totals: _ProbeTotals, opts: BackwardOptions,
         gain = g_in / g_out if g_out > 0 else math.nan
         if exit_ not in reachable_tensors(s.model.graph, entry, plan.consumers):
             sigma, iters, change, note = None, 0, math.nan, "exit does not depend on entry: no Jacobian"
+        elif i >= plan.jacobians:
+            sigma, iters, change, note = None, 0, math.nan, "gain only: beyond --max-blocks"
         else:
             sigma, iters, change, note = block_jacobian_sigma(s.ev, x0, s.base, entry, exit_, entry_vals[entry],
                                                               opts.power_iters, s.seed + i, s.train_norm)

@@ -50,8 +50,8 @@ class BackwardOptions:
             ``batch`` restores it.
         backend: ``auto`` | ``torch`` | ``ort-training`` | ``both`` (``--backend``).
         power_iters: power-iteration steps per block Jacobian (``--power-iters``).
-        max_blocks: at most this many blocks get a Jacobian bound (largest first kept in
-            topological order).
+        max_blocks: at most this many blocks get a Jacobian bound (top-level blocks first, then
+            nested ones); every block gets its gain.
         spectral_max_hw: conv operator norms are computed on inputs capped to this size.
         dead_threshold: ``|f'(x)|`` below which an activation element is dead.
         parity_rtol, parity_atol: forward parity tolerance against onnxruntime.

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from graphpath.numeric.intervals import STRADDLES
 from graphpath.paths.counts import ROUND as PATH_ROUND
 from graphpath.report import Report, json_safe, round_float
-from graphpath.stability.curvature import CurvatureCells, sections
+from graphpath.stability.curvature import CurvatureCells, Section, sections
+from graphpath.stability.gradient_claims import gradient_sections
 from graphpath.stability.seed_claims import (
     GENERATION_ORDER,
     INCONCLUSIVE,
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from graphpath.paths.counts import PathCount
     from graphpath.paths.results import PathReport
 
-TABLE_SCHEMA_VERSION = "1.0"
+TABLE_SCHEMA_VERSION = "2.0"
 
 Progress = Callable[[int, int, str], None]
 
@@ -114,7 +115,8 @@ class StabilityRow:
             values; ``ratio`` is then its geometric mean.
         curve: ``(depth, relative gradient norm)`` points (plots).
         path_lengths: ``(length, log2 count)`` of the path-length histogram (plots).
-        block_gains: ``(block name, gain)`` (plots).
+        block_gains: ``(block name, block kind, gain)`` of every measured block (plots, the
+            block-kind table).
         numeric_error: why the numeric pass gave nothing for this model.
         blocks: the detected blocks (a forest, in the report's order) for the HTML report's
             block map; not in :meth:`to_dict` (``graphpath blocks --format json`` has them).
@@ -146,7 +148,7 @@ class StabilityRow:
     seed_agreement: Agreement
     curve: tuple[tuple[int, float], ...] = ()
     path_lengths: tuple[tuple[int, float], ...] = ()
-    block_gains: tuple[tuple[str, float], ...] = ()
+    block_gains: tuple[tuple[str, str, float], ...] = ()
     numeric_error: str | None = None
     ratio_interval: Interval | None = None
     signal: tuple[tuple[int, float], ...] = ()
@@ -194,7 +196,7 @@ class StabilityRow:
                      "structure": self.seed_structure, "agreement": self.seed_agreement},
             "curve": [[d, g] for d, g in self.curve],
             "path_lengths": [[n, c] for n, c in self.path_lengths],
-            "block_gains": [[n, g] for n, g in self.block_gains],
+            "block_gains": [[n, k, g] for n, k, g in self.block_gains],
             "numeric_error": self.numeric_error,
         }
         if self.signal:  # absent from static tables
@@ -240,7 +242,7 @@ class _Measured:
     max_block_jacobian: float | None
     dead_fraction: float | None
     curve: tuple[tuple[int, float], ...]
-    block_gains: tuple[tuple[str, float], ...]
+    block_gains: tuple[tuple[str, str, float], ...]
     ratio_interval: Interval | None
     signal: tuple[tuple[int, float], ...]
     intervals: tuple[tuple[str, Interval], ...]
@@ -251,7 +253,7 @@ INTERVAL_CELLS = ("min_block_gain", "max_block_gain", "max_block_jacobian", "dea
 
 
 def _measured(numeric: NumericReport) -> _Measured:
-    gains = [(b.name, g) for b in numeric.blocks if (g := _finite(b.gain)) is not None]
+    gains = [(b.name, b.kind, g) for b in numeric.blocks if (g := _finite(b.gain)) is not None]
     sigmas = [s for b in numeric.blocks if (s := _finite(b.jacobian_sigma)) is not None]
     dead_n = sum(d.dead for d in numeric.dead.values())
     dead_t = sum(d.total for d in numeric.dead.values())
@@ -270,13 +272,13 @@ def _measured(numeric: NumericReport) -> _Measured:
         reason=numeric.reason,
         # over seeds the verdict is decided on the interval: the cell shows its (geometric) mean
         ratio=_r6(_finite(iv.mean if over_seeds and iv is not None else numeric.ratio)),
-        min_block_gain=point("min_block_gain", min((g for _, g in gains), default=None)),
-        max_block_gain=point("max_block_gain", max((g for _, g in gains), default=None)),
+        min_block_gain=point("min_block_gain", min((g for _, _, g in gains), default=None)),
+        max_block_gain=point("max_block_gain", max((g for _, _, g in gains), default=None)),
         max_block_jacobian=point("max_block_jacobian", max(sigmas, default=None)),
         dead_fraction=point("dead_fraction", dead_n / dead_t if dead_t else None),
         curve=tuple((c.depth, _r6(c.rel_grad_norm) or 0.0) for c in numeric.curve
                     if _finite(c.rel_grad_norm) is not None),
-        block_gains=tuple((n, _r6(g) or 0.0) for n, g in gains),
+        block_gains=tuple((n, k, _r6(g) or 0.0) for n, k, g in gains),
         ratio_interval=iv if iv is not None and iv.n > 1 else None,
         signal=tuple((p.depth, _r6(p.channel_var) or 0.0) for p in numeric.signal
                      if p.kind == "unit" and _finite(p.channel_var) is not None),
@@ -483,6 +485,12 @@ class StabilityTable:
             return None
         return f"Seed's verdicts against the measured ratio's closeness to 1, min(r, 1/r): {ra.describe()}"
 
+    def claim_sections(self) -> tuple[Section, ...]:
+        """The tables that check the seeds' claims beyond §18.2, as every renderer shows them:
+        block gains by kind and PGI (measured rows), then §18.3, G.6 and Proposition 5.1
+        (``--curvature``); each group empty when not measured."""
+        return (*gradient_sections(self.rows), *sections(self.rows))
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (``graphpath/stability/stability-table.schema.json``)."""
         out: dict[str, Any] = {
@@ -494,15 +502,21 @@ class StabilityTable:
                      "comparison": [c.to_dict() for c in self.seed_comparison()]},
             "rows": [r.to_dict() for r in self.rows],
         }
+        gradient = gradient_sections(self.rows)
+        if gradient:  # measured block gains
+            out["gradient_tables"] = [_section_dict(t) for t in gradient]
         tables = sections(self.rows)
         if tables:  # report --curvature
-            out["curvature_tables"] = [{"title": t.title, "intro": t.intro, "head": list(t.head),
-                                        "body": [list(r) for r in t.body]} for t in tables]
+            out["curvature_tables"] = [_section_dict(t) for t in tables]
         ra = self.rank_agreement() if self.numeric else None
         if ra is not None:  # absent without repeated measurements
             out["rank_agreement"] = {"rho": _r6(_finite(ra.rho)), "low": _r6(_finite(ra.low)),
                                      "high": _r6(_finite(ra.high)), "models": ra.models, "resamples": ra.resamples}
         return out
+
+
+def _section_dict(t: Section) -> dict[str, Any]:
+    return {"title": t.title, "intro": t.intro, "head": list(t.head), "body": [list(r) for r in t.body]}
 
 
 def _order_key(row: StabilityRow, index: int) -> tuple[int, int]:

@@ -219,7 +219,12 @@ def test_yolov8n_end_to_end() -> None:
     assert dict(report.cuts[0].tail_ops)["Softmax"] == 1
     assert len(report.curve) > 50 and report.curve[0].depth == 1
     assert report.dead["silu"].units > 50
-    assert len(report.blocks) == 6 and all(b.jacobian_sigma is not None for b in report.blocks)
+    # every single-entry block gets its gain; the first --max-blocks also a Jacobian bound
+    bounded, gain_only = report.blocks[:6], report.blocks[6:]
+    assert all(b.jacobian_sigma is not None for b in bounded)
+    assert gain_only and all(b.jacobian_sigma is None and b.note.startswith("gain only") for b in gain_only)
+    assert {b.kind for b in gain_only} >= {"residual"}  # nested blocks too
+    assert all(np.isfinite(b.gain) and b.gain > 0 for b in report.blocks)
     text = render_numeric_text(report)
     assert "verdict" in text and report.verdict in text
 

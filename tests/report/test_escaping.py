@@ -29,13 +29,17 @@ def test_markdown_escapes_model_strings(evil_table: StabilityTable) -> None:
     md = get_renderer("table", "md")(evil_table)
     assert "<script" not in md and "</script" not in md
     assert "&lt;script&gt;" in md
-    table_lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
-    width = len(re.split(r"(?<!\\)\|", table_lines[0]))
-    for ln in table_lines:
-        if "seed row" in ln:
-            width = len(re.split(r"(?<!\\)\|", ln))
-        assert len(re.split(r"(?<!\\)\|", ln)) == width, ln
-        assert not re.search(r"(?<!\\)`", ln), ln
+    tables: list[list[str]] = [[]]  # runs of consecutive table lines: each keeps its width
+    for ln in md.splitlines():
+        if ln.startswith("| "):
+            tables[-1].append(ln)
+        elif tables[-1]:
+            tables.append([])
+    assert len([t for t in tables if t]) >= 2
+    for lines in tables:
+        for ln in lines:
+            assert len(re.split(r"(?<!\\)\|", ln)) == len(re.split(r"(?<!\\)\|", lines[0])), ln
+            assert not re.search(r"(?<!\\)`", ln), ln
     assert "m&lt;script&gt;x\\|y\\`z.onnx" in md
 
 
