@@ -162,3 +162,76 @@ def test_parity_reference_is_the_value_identical_uint8_weight_copy(write_model):
     ev = Evaluator.from_model(model, device="cpu", outputs=["y"])
     parity = require_parity(ev, model, {"x": x}, rtol=0.0, atol=0.005)
     assert "re-encoded as uint8" in parity.reference
+
+
+# --------------------------------------------------------------------------- op by op (teacher forcing)
+
+RELU_QDQ = (f"{HEADER}\ng (float[1,2,4,4] x) => (float y) <{QPARAMS}, float[2,2,1,1] w = {{0.9, -0.4, 0.3, 0.8}}> "
+            f"{{\n{QIN}\nxd = DequantizeLinear (xq, xs, xz)\nc = Conv <kernel_shape=[1,1]> (xd, w)\nr = Relu (c)\n"
+            "rq = QuantizeLinear (r, ys, yz)\ny = DequantizeLinear (rq, ys, yz)\n}")
+
+
+@pytest.mark.parametrize("src", [c[1] for c in QUANT_CASES], ids=[c[0] for c in QUANT_CASES])
+def test_every_quantized_op_agrees_on_onnxruntimes_inputs(write_model, src):
+    from graphpath import onnx_io
+    from graphpath.numeric.evaluator.op_parity import check_op_parity
+
+    path = write_model(parse(src))
+    ev = Evaluator.from_model(path, device="cpu")
+    result = check_op_parity(ev, onnx_io.open_model(path), _feed(ev))
+    assert result.ok, result.describe()
+    assert result.compared >= 1 and result.grid_max_steps <= 1.001
+
+
+def test_op_parity_names_the_op_that_is_wrong(write_model, monkeypatch):
+    """A Relu implemented 10 % off: each op reads onnxruntime's inputs, so the comparison stops at
+    the Relu itself, not at the quantizer after it or the head."""
+    from graphpath import onnx_io
+    from graphpath.numeric.evaluator import ops_torch
+    from graphpath.numeric.evaluator.op_parity import check_op_parity
+
+    monkeypatch.setitem(ops_torch.OPS, "Relu", lambda node, xs: torch.relu(xs[0]) * 1.1)
+    path = write_model(parse(RELU_QDQ))
+    ev = Evaluator.from_model(path, device="cpu")
+    result = check_op_parity(ev, onnx_io.open_model(path), _feed(ev))
+    assert not result.ok and result.first_bad is not None and result.first_bad[:2] == ("r", "Relu")
+    assert "'r' differs" in result.describe()
+
+
+def _failing_heads(monkeypatch):
+    """check_parity as if rounding flips had grown through depth: every head beyond tolerance."""
+    import dataclasses
+
+    from graphpath.numeric.evaluator import core
+
+    real = core.check_parity
+
+    def drifted(*args, **kwargs):
+        res = real(*args, **kwargs)
+        return dataclasses.replace(res, outputs=tuple(dataclasses.replace(o, ok=False, max_abs=0.08)
+                                                      for o in res.outputs))
+
+    monkeypatch.setattr(core, "check_parity", drifted)
+
+
+def test_heads_drift_with_every_op_right_is_accepted_and_said(write_model, monkeypatch):
+    from graphpath.numeric.backward import run_backward
+    from graphpath.numeric.options import BackwardOptions
+
+    _failing_heads(monkeypatch)
+    report = run_backward(write_model(parse(RELU_QDQ)), BackwardOptions(probes=1, device="cpu", max_blocks=0))
+    note = " ".join(report.parity.notes)
+    assert "op by op on onnxruntime's inputs every one of" in note and "rounding flips grown through depth" in note
+
+
+def test_heads_drift_with_a_wrong_op_is_refused_naming_it(write_model, monkeypatch):
+    from graphpath.errors import GraphpathError
+    from graphpath.numeric.backward import run_backward
+    from graphpath.numeric.evaluator import ops_torch
+    from graphpath.numeric.options import BackwardOptions
+
+    _failing_heads(monkeypatch)
+    conv = ops_torch.OPS["Conv"]
+    monkeypatch.setitem(ops_torch.OPS, "Conv", lambda node, xs: conv(node, xs) * 1.1)  # the head's own conv
+    with pytest.raises(GraphpathError, match="Conv output 'c' differs"):
+        run_backward(write_model(parse(RELU_QDQ)), BackwardOptions(probes=1, device="cpu", max_blocks=0))

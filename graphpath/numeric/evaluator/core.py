@@ -308,6 +308,12 @@ class Evaluator(nn.Module):
         # Quantized weights are dequantized once, here, and become float parameters; a
         # DequantizeLinear of an initializer leaves the schedule (its output is the parameter).
         after = _scales_after(graph, order, arrays)
+        #: Tensors held in real units where the file holds integer accumulators (an integer
+        #: op's output and its Cast, before the Mul by the folded scale): not comparable as is.
+        self.rescaled = frozenset(
+            t for n in after for t in (*graph.op(n).outputs, *(o for c in graph.dag.successors(n)
+                                                               if graph.op(c).op_type == "Cast"
+                                                               for o in graph.op(c).outputs)))
         dequantized = dequantize_weights(
             [(n, graph.op(n).op_type, graph.op(n).inputs, _weight_axis(graph.op(n))) for n in order],
             arrays, {n: v[0] for n, v in after.items()})
@@ -436,6 +442,7 @@ class Evaluator(nn.Module):
         replace: Mapping[str, torch.Tensor] | None = None,
         perturb: Mapping[str, torch.Tensor] | None = None,
         train_norm: TrainNorm | None = None,
+        forced: Mapping[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Evaluate the graph; every tensor is addressed by its ONNX name.
 
@@ -455,6 +462,9 @@ class Evaluator(nn.Module):
                 statistics right after they are computed (before ``perturb``; a captured or
                 replaced tensor holds the normalised value), and with ``bn_nodes``
                 BatchNormalization nodes use batch statistics.
+            forced: teacher forcing: tensors still computed (and returned as computed), whose
+                consumers read the given value instead (each op then sees a reference's inputs:
+                :func:`check_op_parity`).
 
         Returns:
             ``{name: tensor}`` for ``outputs`` (or :attr:`output_names`) and ``capture``.
@@ -490,6 +500,8 @@ class Evaluator(nn.Module):
             return self._consts[t]
 
         norm = train_norm or TrainNorm()
+        forced = forced or {}
+        computed: dict[str, torch.Tensor] = {}
         for step in steps:
             fn = batch_norm_batch_stats if norm.bn_nodes and step.node.op_type == "BatchNormalization" else step.fn
             outs = fn(step.node, [value(t) if t else None for t in step.node.inputs])
@@ -498,7 +510,15 @@ class Evaluator(nn.Module):
                     if o in norm.tensors:
                         v = batch_stat_norm(v, norm.eps)
                     env[o] = v + perturb[o] if o in perturb else v
-        return {t: value(t) for t in wanted}
+                    if o in forced:
+                        computed[o], env[o] = env[o], forced[o]
+        return {t: computed[t] if t in computed else value(t) for t in wanted}
+
+    def computed_tensors(self, outputs: Sequence[str] | None = None) -> tuple[str, ...]:
+        """The tensors the ops run for ``outputs`` (default :attr:`output_names`) compute, in
+        order: what a teacher-forced comparison can check op by op."""
+        steps, _ = self._schedule(tuple(self.output_names if outputs is None else outputs), frozenset())
+        return tuple(o for step in steps for o in step.node.outputs if o)
 
     def _prepare_input(self, name: str, x: Any) -> torch.Tensor:
         t = torch.as_tensor(x)
@@ -599,7 +619,9 @@ class ParityResult:
 FP16_PARITY_STEPS = 2
 
 
-def _compare(name: str, ours: np.ndarray, ref: np.ndarray, rtol: float, atol: float) -> OutputParity:
+def compare_arrays(name: str, ours: np.ndarray, ref: np.ndarray, rtol: float, atol: float) -> OutputParity:
+    """``ours`` against onnxruntime's ``ref``: every element within ``atol·max|ref| + rtol·|ref|``
+    (float16 references: at least a few steps of their grid)."""
     if ours.shape != ref.shape:
         return OutputParity(name, tuple(ref.shape), float("inf"), float("inf"), False,
                             f"(shape {ours.shape} vs onnxruntime {ref.shape})")
@@ -652,7 +674,7 @@ def _compare_up_to_order(name: str, ours: np.ndarray, ref: np.ndarray, rtol: flo
         if len(set(match.tolist())) != n:
             continue
         moved = int((match != np.arange(n)).sum())
-        res = _compare(name, np.moveaxis(np.moveaxis(ours, axis, 0)[np.argsort(match)], 0, axis), ref, rtol, atol)
+        res = compare_arrays(name, np.moveaxis(np.moveaxis(ours, axis, 0)[np.argsort(match)], 0, axis), ref, rtol, atol)
         if res.ok:
             return dataclasses.replace(res, note=f"(up to the order of {moved} of {n} near-tied TopK selections)")
     return None
@@ -681,10 +703,6 @@ def check_parity(evaluator: Evaluator, model: LoadedModel | None = None,
             scales with each output's largest magnitude).
         seed: for the default inputs.
     """
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise MissingExtraError("onnxruntime", "torch", "the forward parity check") from exc
     loaded = model if model is not None else evaluator.model
     if loaded is None:
         raise GraphpathError("check_parity needs the model the evaluator was built from")
@@ -699,42 +717,14 @@ def check_parity(evaluator: Evaluator, model: LoadedModel | None = None,
             else:
                 inputs[t.name] = np.zeros(shape, dtype=np.int64 if t.dtype == "INT64" else np.int32)
     names = list(evaluator.output_names)
-    same = names == [o.name for o in evaluator.graph.outputs]
-    # onnxruntime's U8S8 integer kernels (uint8 activations × int8 weights) sum pairs of products
-    # in saturating int16 on x86 CPUs without VNNI, off the ONNX definition; the reference runs
-    # the value-identical copy with uint8 weights (U8U8 kernels, exact int32 sums) instead.
-    reencoded = 0
-    if any(op.op_type in ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm")
-           for op in loaded.graph.ops()):
-        blob, reencoded = onnx_io.uint8_weights_bytes(loaded, None if same else names)
-    else:
-        blob = loaded.serialized(None if same else names)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 4  # fatal only: a failure is raised (and reported) below, not logged
-    refused: tuple[type[BaseException], ...] = (*_ort_errors(), MemoryError)
-    try:
-        session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
-        feed = {i.name: inputs[i.name] for i in session.get_inputs()}
-        refs = session.run(names, feed)
-    except refused as exc:
-        # The model is the user's input: onnxruntime refusing it (invalid graph, tensor sizes)
-        # or failing on it (a Resize or ConstantOfShape past memory) is an input error.
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        raise GraphpathError(f"onnxruntime cannot run this model for the parity check: {text[:300]}") from None
+    refs, reference = onnxruntime_values(evaluator, loaded, names, inputs)
     with torch.no_grad():
         ours = evaluator({k: torch.from_numpy(np.asarray(v)) for k, v in inputs.items()})
     results = []
-    for n, r in zip(names, refs, strict=True):
-        got = ours[n].detach().cpu()
-        r = np.asarray(r)
-        if r.dtype.kind in "iu" and n in evaluator.grids:  # ours holds the grid's real values
-            scale, zp = evaluator.grids[n]
-            shape = (1, -1) + (1,) * (r.ndim - 2) if np.asarray(scale).size > 1 and r.ndim >= 2 else ()
-            r = (r.astype(np.float64) - (np.asarray(zp, np.float64).reshape(shape) if zp is not None else 0.0)) \
-                * np.asarray(scale, np.float64).reshape(shape)
+    for n in names:
+        got, r = ours[n].detach().cpu(), refs[n]
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # inf/NaN: a failed comparison
-            res = _compare(n, got.to(torch.float64 if got.is_floating_point() else got.dtype).numpy(),
+            res = compare_arrays(n, got.to(torch.float64 if got.is_floating_point() else got.dtype).numpy(),
                            r, rtol, atol)
         steps = evaluator._schedule((n,), frozenset())[0]
         selecting = sorted({s.node.op_type for s in steps} & _SELECTION_OPS)
@@ -748,10 +738,57 @@ def check_parity(evaluator: Evaluator, model: LoadedModel | None = None,
                 f"(downstream of {'/'.join(selecting)}: near-tied scores can pick other elements; "
                 "compare at the raw head tensors with outputs=[...])"))
         results.append(res)
+    return ParityResult(tuple(results), rtol, atol, reference)
+
+
+def onnxruntime_values(evaluator: Evaluator, loaded: LoadedModel, names: Sequence[str],
+                       inputs: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], str]:
+    """The tensors ``names`` as onnxruntime (CPU, no graph optimisation) computes them on
+    ``inputs``, quantized tensors as the real values of their grid (as the evaluator holds
+    them), and what ran when not the file as is ("" then).
+
+    Raises:
+        GraphpathError: onnxruntime refuses the model or fails on it (the model is the user's
+            input: an invalid graph, a Resize or ConstantOfShape past memory).
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise MissingExtraError("onnxruntime", "torch", "the forward parity check") from exc
+    same = list(names) == [o.name for o in evaluator.graph.outputs]
+    # onnxruntime's U8S8 integer kernels (uint8 activations × int8 weights) sum pairs of products
+    # in saturating int16 on x86 CPUs without VNNI, off the ONNX definition; the reference runs
+    # the value-identical copy with uint8 weights (U8U8 kernels, exact int32 sums) instead.
+    reencoded = 0
+    if any(op.op_type in ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm")
+           for op in loaded.graph.ops()):
+        blob, reencoded = onnx_io.uint8_weights_bytes(loaded, None if same else list(names))
+    else:
+        blob = loaded.serialized(None if same else list(names))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 4  # fatal only: a failure is raised (and reported) below, not logged
+    refused: tuple[type[BaseException], ...] = (*_ort_errors(), MemoryError)
+    try:
+        session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
+        feed = {i.name: inputs[i.name] for i in session.get_inputs()}
+        refs = session.run(list(names), feed)
+    except refused as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise GraphpathError(f"onnxruntime cannot run this model for the parity check: {text[:300]}") from None
+    out = {}
+    for n, r in zip(names, refs, strict=True):
+        r = np.asarray(r)
+        if r.dtype.kind in "iu" and n in evaluator.grids:  # ours holds the grid's real values
+            scale, zp = evaluator.grids[n]
+            shape = (1, -1) + (1,) * (r.ndim - 2) if np.asarray(scale).size > 1 and r.ndim >= 2 else ()
+            r = (r.astype(np.float64) - (np.asarray(zp, np.float64).reshape(shape) if zp is not None else 0.0)) \
+                * np.asarray(scale, np.float64).reshape(shape)
+        out[n] = r
     reference = (f"onnxruntime on the value-identical copy with {reencoded} int8 weight tensors re-encoded as "
                  "uint8 (+128 on weights and zero points), since its U8S8 kernels saturate on x86 CPUs "
                  "without VNNI") if reencoded else ""
-    return ParityResult(tuple(results), rtol, atol, reference)
+    return out, reference
 
 
 def require_parity(evaluator: Evaluator, model: LoadedModel | None = None,
