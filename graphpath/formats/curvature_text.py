@@ -31,6 +31,7 @@ def render(report: CurvatureReport) -> str:
         f"  operator: {report.operator}; {report.parameters} parameters, {report.outputs} raw-head outputs",
         f"  input {', '.join(f'{k} {list(v)}' for k, v in report.input_shapes.items())}; device {report.device}, "
         f"{report.dtype}; parity with onnxruntime at the heads: max rel {_g(report.parity_max_rel)}",
+        *(f"  parity: {n.strip('()')}" for n in report.parity_notes),
         f"  seeds: {', '.join(str(s.seed) for s in report.seeds)}",
     ]
     for name, label in (("lambda_max", "λ_max"), ("predicted_lr", "predicted max stable LR 2/λ_max"),

@@ -204,23 +204,6 @@ def _why_no_gradient(graph: ModelGraph, heads: Sequence[str], op_norms: Sequence
     return "; no gradient reaches the first feature map (zero weights or dead activations on every path)"
 
 
-#: Parity tolerance (relative to each head's largest magnitude) for graphs with activation
-#: quantizers: 8 steps of an 8-bit grid.
-QUANTIZED_PARITY_ATOL = 8 / 255
-
-#: Parity tolerance (relative to each head's largest magnitude) for float16 graphs, which the
-#: evaluator computes in float32 while onnxruntime rounds every op to half precision: 8 units
-#: of half precision's roundoff (2⁻¹¹) of the range. Measured on the fp16 forms of the reference
-#: detectors (320², seed 0): the heads differ by 0.3–1.4·10⁻³ of their range (yolov3's p3 the
-#: largest), each intermediate conv by ~3·10⁻⁴, i.e. rounding, not drift.
-FLOAT16_PARITY_ATOL = 8 * 2.0 ** -11
-
-
-def _is_float16(graph: ModelGraph) -> bool:
-    """A graph computing in half precision: a float16 input or float16 weights."""
-    return any(t.dtype == "FLOAT16" for t in graph.inputs) or any(
-        p.dtype == "FLOAT16" and p.count > 1 for p in graph.params.values())
-
 # --------------------------------------------------------------------------- steps
 
 
@@ -271,39 +254,12 @@ def _reseed(s: _Setup, seed: int, opts: BackwardOptions) -> _Setup:
 
 def _parity(s: _Setup, opts: BackwardOptions) -> Parity:
     """Step 2: the model's own weights, probe 0's input, compared at the heads."""
-    from graphpath.numeric.evaluator.core import check_parity
+    from graphpath.numeric.parity import verified_parity
 
-    # A quantized graph rounds at every activation quantizer: a float-ulp difference in a sum
-    # flips a rounding by one step, and the flips propagate; the tolerance is then a few steps
-    # of the activation grid (QUANTIZED_PARITY_ATOL of each head's range), and the report says so.
-    atol = max(opts.parity_atol, QUANTIZED_PARITY_ATOL) if s.ev.quantization else opts.parity_atol
-    half = _is_float16(s.model.graph) and atol < FLOAT16_PARITY_ATOL
-    if half:
-        atol = FLOAT16_PARITY_ATOL
-    parity = check_parity(s.ev, s.model, s.inputs_for(0), rtol=opts.parity_rtol, atol=atol, seed=opts.seed)
-    notes = {o.note for o in parity.outputs if o.note}
-    if not parity.ok:
-        by_op = None
-        if s.ev.quantization:  # rounding flips grown through depth, or a wrong op? Ask each op.
-            from graphpath.numeric.evaluator.op_parity import check_op_parity
-
-            by_op = check_op_parity(s.ev, s.model, s.inputs_for(0), rtol=opts.parity_rtol, atol=opts.parity_atol)
-        if by_op is None or not by_op.ok:
-            raise GraphpathError(f"{s.model.name}: the torch evaluator disagrees with onnxruntime at the raw heads: "
-                                 f"{parity.describe()}; {by_op.describe() + '; ' if by_op else ''}refusing to "
-                                 f"report gradients from it{'; reference: ' + parity.reference if parity.reference else ''}")
-        notes = {f"(at the heads beyond tolerance end to end: {parity.describe()}; {by_op.describe()}: rounding "
-                 "flips grown through depth, not a wrong op)"}
-    if parity.reference:
-        notes.add(f"(reference: {parity.reference})")
-    if half:
-        notes.add(f"(float16 graph evaluated in float32; onnxruntime computes in float16: parity tolerance {atol:g} "
-                  "of each head's range, 8 units of half-precision roundoff)")
-    if s.ev.quantization:
-        notes.add(f"({s.ev.quantization}; parity tolerance {atol:g} of each head's range, 8 steps of an 8-bit "
-                  "grid, for rounding flips)")
+    parity, notes = verified_parity(s.ev, s.model, s.inputs_for(0), rtol=opts.parity_rtol, atol=opts.parity_atol,
+                                    seed=opts.seed)
     return Parity(max_abs=parity.max_abs, max_rel=parity.max_rel, rtol=parity.rtol, atol=parity.atol,
-                  compared_at=s.heads, notes=tuple(sorted(notes)))
+                  compared_at=s.heads, notes=notes)
 
 
 def _plan(s: _Setup, opts: BackwardOptions) -> _Plan:

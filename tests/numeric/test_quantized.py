@@ -174,7 +174,7 @@ RELU_QDQ = (f"{HEADER}\ng (float[1,2,4,4] x) => (float y) <{QPARAMS}, float[2,2,
 @pytest.mark.parametrize("src", [c[1] for c in QUANT_CASES], ids=[c[0] for c in QUANT_CASES])
 def test_every_quantized_op_agrees_on_onnxruntimes_inputs(write_model, src):
     from graphpath import onnx_io
-    from graphpath.numeric.evaluator.op_parity import check_op_parity
+    from graphpath.numeric.parity import check_op_parity
 
     path = write_model(parse(src))
     ev = Evaluator.from_model(path, device="cpu")
@@ -188,7 +188,7 @@ def test_op_parity_names_the_op_that_is_wrong(write_model, monkeypatch):
     the Relu itself, not at the quantizer after it or the head."""
     from graphpath import onnx_io
     from graphpath.numeric.evaluator import ops_torch
-    from graphpath.numeric.evaluator.op_parity import check_op_parity
+    from graphpath.numeric.parity import check_op_parity
 
     monkeypatch.setitem(ops_torch.OPS, "Relu", lambda node, xs: torch.relu(xs[0]) * 1.1)
     path = write_model(parse(RELU_QDQ))
@@ -202,16 +202,16 @@ def _failing_heads(monkeypatch):
     """check_parity as if rounding flips had grown through depth: every head beyond tolerance."""
     import dataclasses
 
-    from graphpath.numeric.evaluator import core
+    from graphpath.numeric import parity
 
-    real = core.check_parity
+    real = parity.check_parity
 
     def drifted(*args, **kwargs):
         res = real(*args, **kwargs)
         return dataclasses.replace(res, outputs=tuple(dataclasses.replace(o, ok=False, max_abs=0.08)
                                                       for o in res.outputs))
 
-    monkeypatch.setattr(core, "check_parity", drifted)
+    monkeypatch.setattr(parity, "check_parity", drifted)
 
 
 def test_heads_drift_with_every_op_right_is_accepted_and_said(write_model, monkeypatch):

@@ -232,6 +232,8 @@ class CurvatureReport:
         parameters: parameters in the operator (the evaluator's float initializers).
         norm: where train-mode BatchNorm was restored (the ``NormPlan``'s reason).
         parity_max_rel: the evaluator against onnxruntime at the heads (own weights).
+        parity_notes: what that comparison allowed (a quantized or float16 graph's tolerance, the
+            dequantization and estimator, an op-by-op check), one sentence each.
         seeds: the repetitions.
         intervals: ``lambda_max``, ``predicted_lr``, ``trace``, ``lambda_min``,
             ``backbone_ratio`` over the seeds.
@@ -257,6 +259,7 @@ class CurvatureReport:
     intervals: dict[str, Interval]
     prop51: tuple[Prop51Summary, ...] = ()
     backbone: str | None = None
+    parity_notes: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict, compare=False)
 
     @property
@@ -276,7 +279,7 @@ class CurvatureReport:
             "device": self.device, "dtype": self.dtype,
             "input_shapes": {k: list(v) for k, v in self.input_shapes.items()}, "heads": list(self.heads),
             "outputs": self.outputs, "parameters": self.parameters, "norm": self.norm,
-            "parity_max_rel": _f(self.parity_max_rel), "seeds": [s.to_dict() for s in self.seeds],
+            "parity_max_rel": _f(self.parity_max_rel), "parity_notes": list(self.parity_notes), "seeds": [s.to_dict() for s in self.seeds],
             "intervals": {k: v.to_dict() for k, v in sorted(self.intervals.items())},
             "prop51": [p.to_dict() for p in self.prop51],
             "backbone": self.backbone,

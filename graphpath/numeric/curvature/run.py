@@ -105,8 +105,9 @@ def run_curvature(model: LoadedModel | str | os.PathLike[str], options: Curvatur
         pullback_ratio,
         residual_chains,
     )
-    from graphpath.numeric.evaluator.core import Evaluator, check_parity
+    from graphpath.numeric.evaluator.core import Evaluator
     from graphpath.numeric.norm import resolve_norm
+    from graphpath.numeric.parity import verified_parity
     from graphpath.numeric.reinit import init_parameters
     from graphpath.numeric.scope import input_setup
 
@@ -141,11 +142,8 @@ def run_curvature(model: LoadedModel | str | os.PathLike[str], options: Curvatur
             arr[input_name] = fixed_input.astype(arr[input_name].dtype)
         return arr
 
-    parity = check_parity(ev, loaded, inputs_for(seeds[0]), rtol=proto.parity_rtol, atol=proto.parity_atol,
-                          seed=proto.seed)
-    if not parity.ok:
-        raise GraphpathError(f"{loaded.name}: the torch evaluator disagrees with onnxruntime at the raw heads: "
-                             f"{parity.describe()}; refusing to report curvature from it")
+    parity, parity_notes = verified_parity(ev, loaded, inputs_for(seeds[0]), rtol=proto.parity_rtol,
+                                           atol=proto.parity_atol, seed=proto.seed, purpose="curvature")
     in_scope = {t: s for t, s in ev.shapes.items() if t not in ev.folded and t not in graph.params}
     plan = resolve_norm(loaded, heads, in_scope, proto.norm, proto.condition)
     train_norm = plan.train_norm
@@ -266,7 +264,7 @@ def run_curvature(model: LoadedModel | str | os.PathLike[str], options: Curvatur
                   else "Hessian (curvlinops HessianLinearOperator)"),
         device=str(ev.device), dtype=opts.dtype, input_shapes=dict(ev.input_shapes), heads=tuple(heads),
         outputs=int(f0.numel()), parameters=sum(int(p.numel()) for p in params), norm=f"{plan.mode}: {plan.reason}",
-        parity_max_rel=parity.max_rel, seeds=tuple(results), intervals=intervals,
+        parity_max_rel=parity.max_rel, parity_notes=parity_notes, seeds=tuple(results), intervals=intervals,
         prop51=_summaries([c for r in results for c in r.prop51]),
         backbone=None if backbone is None else f"{backbone.describe()}; exit: {backbone.rule}",
         timings=timings)

@@ -1,5 +1,8 @@
-"""Teacher-forced parity: every op of the evaluator against onnxruntime, each on onnxruntime's
-own values of its inputs.
+"""The forward parity the numeric passes require before reporting gradients or curvature
+(:func:`verified_parity`): the evaluator against onnxruntime at the heads, at a tolerance that
+fits the graph (float, float16, quantized), and for quantized graphs whose heads drift beyond
+it, teacher-forced parity (:func:`check_op_parity`): every op of the evaluator against
+onnxruntime, each on onnxruntime's own values of its inputs.
 
 Parity at the heads cannot tell a wrong op from a rounding flip that grows. In a quantized
 graph a float-ulp difference in a sum decides a rounding tie the other way (one step of the
@@ -19,10 +22,30 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from graphpath.errors import GraphpathError
+from graphpath.model.graph import ModelGraph
 from graphpath.model.loaded import LoadedModel
-from graphpath.numeric.evaluator.core import Evaluator, compare_arrays, onnxruntime_values
+from graphpath.numeric.evaluator.core import (
+    Evaluator,
+    ParityResult,
+    check_parity,
+    compare_arrays,
+    onnxruntime_values,
+)
 
-__all__ = ["OpParity", "check_op_parity"]
+__all__ = ["FLOAT16_PARITY_ATOL", "QUANTIZED_PARITY_ATOL", "OpParity", "check_op_parity", "is_float16",
+           "verified_parity"]
+
+#: Parity tolerance (relative to each head's largest magnitude) for graphs with activation
+#: quantizers: 8 steps of an 8-bit grid.
+QUANTIZED_PARITY_ATOL = 8 / 255
+
+#: Parity tolerance (relative to each head's largest magnitude) for float16 graphs, which the
+#: evaluator computes in float32 while onnxruntime rounds every op to half precision: 8 units
+#: of half precision's roundoff (2⁻¹¹) of the range. Measured on the fp16 forms of the reference
+#: detectors (320², seed 0): the heads differ by 0.3–1.4·10⁻³ of their range (yolov3's p3 the
+#: largest), each intermediate conv by ~3·10⁻⁴, i.e. rounding, not drift.
+FLOAT16_PARITY_ATOL = 8 * 2.0 ** -11
 
 #: Grid steps an op on onnxruntime's inputs may differ by: one rounding tie decided otherwise
 #: (the margin covers float32 arithmetic on values up to 255 steps).
@@ -115,3 +138,50 @@ def check_op_parity(evaluator: Evaluator, model: LoadedModel, inputs: Mapping[st
             return OpParity(compared, skipped, worst, flipped / max(total, 1),
                             (n, op, f"max abs {res.max_abs:.3g}, max rel {res.max_rel:.3g} (atol {atol:g}, rtol {rtol:g})"))
     return OpParity(compared, skipped, worst, flipped / max(total, 1), None)
+
+
+def is_float16(graph: ModelGraph) -> bool:
+    """A graph computing in half precision: a float16 input or float16 weights."""
+    return any(t.dtype == "FLOAT16" for t in graph.inputs) or any(
+        p.dtype == "FLOAT16" and p.count > 1 for p in graph.params.values())
+
+
+def verified_parity(evaluator: Evaluator, model: LoadedModel, inputs: Mapping[str, np.ndarray], *, rtol: float,
+                    atol: float, seed: int = 0, purpose: str = "gradients") -> tuple[ParityResult, tuple[str, ...]]:
+    """The evaluator's heads against onnxruntime on ``inputs``, and the notes a report states.
+
+    A quantized graph rounds at every activation quantizer: a float-ulp difference in a sum
+    flips a rounding by one step and the flips propagate, so its tolerance is a few steps of
+    the grid (:data:`QUANTIZED_PARITY_ATOL` of each head's range); when its heads drift beyond
+    even that, :func:`check_op_parity` decides between grown flips (every op within a step:
+    accepted, and said) and a wrong op (refused, naming it). A float16 graph gets
+    :data:`FLOAT16_PARITY_ATOL`.
+
+    Raises:
+        GraphpathError: beyond tolerance (``refusing to report {purpose} from it``), or
+            onnxruntime cannot run the model.
+    """
+    quantized = bool(evaluator.quantization)
+    tol = max(atol, QUANTIZED_PARITY_ATOL) if quantized else atol
+    half = is_float16(model.graph) and tol < FLOAT16_PARITY_ATOL
+    if half:
+        tol = FLOAT16_PARITY_ATOL
+    parity = check_parity(evaluator, model, inputs, rtol=rtol, atol=tol, seed=seed)
+    notes = {o.note for o in parity.outputs if o.note}
+    if not parity.ok:
+        by_op = check_op_parity(evaluator, model, inputs, rtol=rtol, atol=atol) if quantized else None
+        if by_op is None or not by_op.ok:
+            raise GraphpathError(f"{model.name}: the torch evaluator disagrees with onnxruntime at the raw heads: "
+                                 f"{parity.describe()}; {by_op.describe() + '; ' if by_op else ''}refusing to "
+                                 f"report {purpose} from it{'; reference: ' + parity.reference if parity.reference else ''}")
+        notes = {f"(at the heads beyond tolerance end to end: {parity.describe()}; {by_op.describe()}: rounding "
+                 "flips grown through depth, not a wrong op)"}
+    if parity.reference:
+        notes.add(f"(reference: {parity.reference})")
+    if half:
+        notes.add(f"(float16 graph evaluated in float32; onnxruntime computes in float16: parity tolerance {tol:g} "
+                  "of each head's range, 8 units of half-precision roundoff)")
+    if quantized:
+        notes.add(f"({evaluator.quantization}; parity tolerance {tol:g} of each head's range, 8 steps of an 8-bit "
+                  "grid, for rounding flips)")
+    return parity, tuple(sorted(notes))
