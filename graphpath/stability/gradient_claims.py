@@ -29,6 +29,7 @@ from typing import Protocol
 import numpy as np
 
 from graphpath.numeric.intervals import Interval
+from graphpath.stability.curvature import Row as CurvatureRow
 from graphpath.stability.curvature import Section
 
 __all__ = ["BlockKindRow", "GainRatio", "PgiRow", "block_kind_rows", "csp_vs_residual", "gradient_sections",
@@ -41,13 +42,9 @@ RESAMPLES = 2000
 _SEED = (0, 16)
 
 
-class Row(Protocol):
-    """What these tables read of a stability row."""
+class Row(CurvatureRow, Protocol):
+    """What these tables read of a stability row (the curvature tables' reading, and more)."""
 
-    @property
-    def model(self) -> str: ...
-    @property
-    def generation(self) -> str: ...
     @property
     def block_gains(self) -> tuple[tuple[str, str, float], ...]: ...
     @property
