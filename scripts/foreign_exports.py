@@ -317,6 +317,7 @@ def _backward(path: Path, timeout: int) -> str:
     quant = " [dequantized weights, STE]" if any("straight-through" in n for n in notes) else ""
     ref = " [reference: uint8-weight copy]" if any("re-encoded as uint8" in n for n in notes) else ""
     half = " [float16 tolerance]" if any("float16 graph" in n for n in notes) else ""
+    half += " [op by op]" if any("op by op on onnxruntime's inputs" in n for n in notes) else ""
     return (f"{d['verdict']['value']} (ratio {d['ratio']['value']:.3g}; parity max abs {par.get('max_abs', float('nan')):.3g}"
             f"){quant}{ref}{half}")
 
