@@ -71,6 +71,11 @@ QUANT_CASES: list[tuple[str, str]] = [
           init="float ss = {0.00390625}, uint8 sz = {0}")),
     ("qlinear_global_average_pool",
      case("y = com.microsoft.QLinearGlobalAveragePool (xq, xs, xz, ys, yz)")),
+    ("qlinear_average_pool",  # quantize_static's AveragePool (yolov9c's ADown), padded, count_include_pad 0
+     case("y = com.microsoft.QLinearAveragePool <kernel_shape=[3,3], strides=[2,2], pads=[1,1,1,1]> (xq, xs, xz, ys, yz)")),
+    ("qlinear_average_pool_channels_last",
+     case("y = com.microsoft.QLinearAveragePool <kernel_shape=[2,2], strides=[2,2], channels_last=1> (xq, xs, xz, ys, yz)",
+          inputs="float[1,4,4,2] x")),
     ("qlinear_concat",
      case("y = com.microsoft.QLinearConcat <axis=1> (ys, yz, xq, xs, xz, xq, xs, xz)")),
 ]

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from graphpath.numeric.evaluator.ops_common import Node, OpFn, OpResult, Tensor, conv, normalize_axis
+from graphpath.numeric.evaluator.ops_resample import average_pool
 
 __all__ = ["QUANT_OPS", "dequantize_weights"]
 
@@ -192,6 +193,13 @@ def _global_avg(node: Node, x: Tensor) -> Tensor:
     return x.mean(dim=dims, keepdim=True)
 
 
+def _avg_pool(node: Node, x: Tensor) -> Tensor:
+    """AveragePool's window arithmetic; ``channels_last`` inputs are NHWC."""
+    if node.i("channels_last", 0):
+        return average_pool(node, [x.movedim(-1, 1)]).movedim(1, -1)  # type: ignore[union-attr]
+    return average_pool(node, [x])  # type: ignore[return-value]
+
+
 def passthrough(node: Node, xs: list[Any]) -> OpResult:
     """The rescaling Mul after ConvInteger/MatMulInteger, skipped: its input is already real."""
     return xs[int(node.attrs["graphpath_passthrough"])]
@@ -201,7 +209,7 @@ def passthrough(node: Node, xs: list[Any]) -> OpResult:
 OUTPUT_GRIDS: dict[str, tuple[int, int]] = {
     "QuantizeLinear": (1, 2), "QLinearConv": (6, 7), "QLinearMatMul": (6, 7), "QLinearAdd": (6, 7),
     "QLinearMul": (6, 7), "QLinearSigmoid": (3, 4), "QLinearLeakyRelu": (3, 4), "QLinearSoftmax": (3, 4),
-    "QLinearGlobalAveragePool": (3, 4), "QLinearConcat": (0, 1), "QGemm": (7, 8),
+    "QLinearGlobalAveragePool": (3, 4), "QLinearAveragePool": (3, 4), "QLinearConcat": (0, 1), "QGemm": (7, 8),
 }
 
 
@@ -214,6 +222,7 @@ QUANT_OPS: dict[str, OpFn] = {
     "QLinearSigmoid": _qlinear_unary(lambda node, x: torch.sigmoid(x)),
     "QLinearLeakyRelu": _qlinear_unary(lambda node, x: F.leaky_relu(x, node.f("alpha", 0.01))),
     "QLinearSoftmax": _qlinear_unary(_softmax), "QLinearGlobalAveragePool": _qlinear_unary(_global_avg),
+    "QLinearAveragePool": _qlinear_unary(_avg_pool),
     "QLinearConcat": qlinear_concat, "QGemm": qgemm,
 }
 
