@@ -202,9 +202,11 @@ def _g(x: float) -> str:
 
 
 def _iv(iv: Interval | None) -> str:
-    if iv is None:
+    if iv is None or not math.isfinite(iv.mean):
         return "n/a"
-    return iv.describe()
+    if iv.n < 2:
+        return f"{iv.mean:.3g} (1 {iv.over[:-1]})"
+    return f"{iv.mean:.3g} [{iv.low:.3g}, {iv.high:.3g}] ({iv.n} {iv.over})"
 
 
 def gradient_sections(rows: Sequence[Row]) -> tuple[Section, ...]:
