@@ -100,7 +100,12 @@ def build(*, nhwc: bool = False, explicit_pad: bool = False, names: bool = True,
     pred = conv(spp, "pred", act=False)
     nodes.append(helper.make_node("Identity", [pred], ["output0"], name=name("Identity")))
     out_shape = [1, HW // 2, HW // 2, 6] if nhwc else [1, 6, HW // 2, HW // 2]
-    graph = helper.make_graph(nodes, "body", [helper.make_tensor_value_info("images", TensorProto.FLOAT, shape)],
+    return _checked_model(nodes, "body", inits, shape, out_shape)
+
+
+def _checked_model(nodes: list, name: str, inits: list, in_shape: list, out_shape: list) -> onnx.ModelProto:
+    """One float input ``images`` → one float output ``output0``, opset 17, IR 8, checked."""
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("images", TensorProto.FLOAT, in_shape)],
                               [helper.make_tensor_value_info("output0", TensorProto.FLOAT, out_shape)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -302,12 +307,7 @@ def build_neck(form: str, seed: int = 0) -> onnx.ModelProto:
     batch: int | str = "batch" if form == "keras_torch" else 1
     shape = [batch, hw, hw, 3] if nhwc else [batch, 3, hw, hw]
     out_shape = [batch, hw // 2, hw // 2, 6] if nhwc else [batch, 6, hw // 2, hw // 2]
-    graph = helper.make_graph(nodes, "neck", [helper.make_tensor_value_info("images", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, out_shape)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return _checked_model(nodes, "neck", inits, shape, out_shape)
 
 
 @pytest.fixture(scope="module")
